@@ -1,0 +1,307 @@
+import { promises as fsp } from 'node:fs';
+import { AltplatError } from '../errors.js';
+import { childBool, childNodes, childText, parseXml, type XmlNode, type XmlValue } from '../util/xml.js';
+import type {
+  Assignment, ParsedReply, Rejection, ReplyApp, ReplyAppVersion, ReplyFileInfo, ReplyFileRef, ReplyResult,
+  ReplyWorkunit,
+} from './reply-types.js';
+
+export type * from './reply-types.js';
+
+/** Replies carry signatures and many file_infos but are never huge; refuse anything absurd unread. */
+export const MAX_REPLY_BYTES = 32 << 20;
+
+/** ERR_BAD_FILENAME in lib/error_numbers.h. */
+export const ERR_BAD_FILENAME = -225;
+
+export interface ReplyPlatforms {
+  /** The host's own platforms, primary first (BOINC's detect_platforms list). */
+  host: string[];
+  /** Alternate platforms altplat advertised (discovery's `advertised`). */
+  alt: string[];
+}
+
+/**
+ * A file or open name the client refuses: empty, containing `..` or `%`
+ * (client/client_types.cpp FILE_INFO::parse and FILE_REF::parse, is_valid_filename in lib/filesys.cpp).
+ * altplat also refuses absolute names and NUL, which would escape the project dir or the slot.
+ */
+export function badFileName(name: string): string | undefined {
+  if (name.length === 0) return 'is empty';
+  if (name.includes('..')) return 'contains ".."';
+  if (name.includes('%')) return 'contains "%"';
+  if (name.startsWith('/') || name.includes('\0') || name.includes('\\')) return 'is absolute or has a forbidden character';
+  return undefined;
+}
+
+function num(node: XmlNode, tag: string, dflt: number): number {
+  const t = childText(node, tag);
+  if (t === undefined || t.trim() === '') return dflt;
+  const v = Number(t.trim());
+  return Number.isFinite(v) ? v : dflt;
+}
+
+function optNum(node: XmlNode, tag: string): number | undefined {
+  const t = childText(node, tag);
+  if (t === undefined || t.trim() === '') return undefined;
+  const v = Number(t.trim());
+  return Number.isFinite(v) ? v : undefined;
+}
+
+function texts(node: XmlNode, tag: string): string[] {
+  const v = node[tag];
+  if (v === undefined) return [];
+  const list: XmlValue[] = Array.isArray(v) ? v : [v];
+  return list.filter((x): x is string => typeof x === 'string').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+class ElementError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function parseFileRef(n: XmlNode): ReplyFileRef {
+  const fileName = (childText(n, 'file_name') ?? '').trim();
+  const bad = badFileName(fileName);
+  if (bad) throw new ElementError('REPLY_BAD_FILENAME', `file_ref file_name "${fileName}" ${bad}`);
+  const open = childText(n, 'open_name')?.trim();
+  if (open !== undefined && open !== '') {
+    const badOpen = badFileName(open);
+    if (badOpen) throw new ElementError('REPLY_BAD_FILENAME', `file_ref open_name "${open}" ${badOpen}`);
+  }
+  return {
+    fileName,
+    openName: open !== undefined && open !== '' ? open : fileName,
+    mainProgram: childBool(n, 'main_program'),
+    copyFile: childBool(n, 'copy_file'),
+    optional: childBool(n, 'optional'),
+  };
+}
+
+function parseFileInfo(n: XmlNode): ReplyFileInfo {
+  const name = (childText(n, 'name') ?? '').trim();
+  const bad = badFileName(name);
+  if (bad) throw new ElementError('REPLY_BAD_FILENAME', `file_info name "${name}" ${bad}`);
+  const downloadUrls: string[] = [];
+  const uploadUrls: string[] = [];
+  // client/client_types.cpp FILE_INFO::parse: a <url> naming file_upload_handler is an upload URL.
+  for (const u of texts(n, 'url')) (u.includes('file_upload_handler') ? uploadUrls : downloadUrls).push(u);
+  downloadUrls.push(...texts(n, 'download_url'));
+  uploadUrls.push(...texts(n, 'upload_url'));
+  const md5 = childText(n, 'md5_cksum')?.trim();
+  if (md5 !== undefined && md5 !== '' && !/^[0-9a-fA-F]{32}$/.test(md5)) {
+    throw new ElementError('REPLY_BAD_MD5', `file_info ${name}: md5_cksum "${md5}" is not 32 hex digits`);
+  }
+  return {
+    name,
+    downloadUrls,
+    uploadUrls,
+    md5: md5 ? md5.toLowerCase() : undefined,
+    nbytes: optNum(n, 'nbytes'),
+    maxNbytes: optNum(n, 'max_nbytes'),
+    executable: childBool(n, 'executable'),
+    sticky: childBool(n, 'sticky'),
+    isOutput: uploadUrls.length > 0,
+  };
+}
+
+function parseAppVersion(n: XmlNode): ReplyAppVersion {
+  const appName = (childText(n, 'app_name') ?? '').trim();
+  if (appName === '') throw new ElementError('REPLY_MISSING_ELEMENT', 'app_version lacks <app_name>');
+  const flops = num(n, 'flops', 0);
+  // client/client_types.cpp APP_VERSION::parse: flops must be positive; absent means the client measures it.
+  if (childText(n, 'flops') !== undefined && !(flops > 0)) {
+    throw new ElementError('REPLY_BAD_VALUE', `app_version ${appName}: flops must be > 0`);
+  }
+  return {
+    appName,
+    versionNum: Math.trunc(num(n, 'version_num', 0)),
+    platform: (childText(n, 'platform') ?? '').trim(),
+    planClass: (childText(n, 'plan_class') ?? '').trim(),
+    apiVersion: childText(n, 'api_version')?.trim() || undefined,
+    cmdline: (childText(n, 'cmdline') ?? '').trim(),
+    avgNcpus: num(n, 'avg_ncpus', 1),
+    flops: flops > 0 ? flops : 1e9,
+    fileRefs: childNodes(n, 'file_ref').map(parseFileRef),
+  };
+}
+
+function parseWorkunit(n: XmlNode): ReplyWorkunit {
+  const name = (childText(n, 'name') ?? '').trim();
+  if (name === '') throw new ElementError('REPLY_MISSING_ELEMENT', 'workunit lacks <name>');
+  // Defaults from client/client_types.cpp WORKUNIT::parse.
+  return {
+    name,
+    appName: (childText(n, 'app_name') ?? '').trim(),
+    commandLine: (childText(n, 'command_line') ?? '').trim(),
+    rscFpopsEst: num(n, 'rsc_fpops_est', 1e9 * 86400 * 7),
+    rscFpopsBound: num(n, 'rsc_fpops_bound', 4e9 * 86400 * 7),
+    rscMemoryBound: num(n, 'rsc_memory_bound', 1e8),
+    rscDiskBound: num(n, 'rsc_disk_bound', 1e9),
+    fileRefs: childNodes(n, 'file_ref').map(parseFileRef),
+  };
+}
+
+function parseResult(n: XmlNode): ReplyResult {
+  const name = (childText(n, 'name') ?? '').trim();
+  if (name === '') throw new ElementError('REPLY_MISSING_ELEMENT', 'result lacks <name>');
+  const bad = badFileName(name);
+  // A result name becomes part of journal keys and messages; BOINC names never contain these.
+  if (bad) throw new ElementError('REPLY_BAD_FILENAME', `result name "${name}" ${bad}`);
+  return {
+    name,
+    wuName: (childText(n, 'wu_name') ?? '').trim(),
+    reportDeadline: num(n, 'report_deadline', 0),
+    platform: (childText(n, 'platform') ?? '').trim(),
+    versionNum: Math.trunc(num(n, 'version_num', 0)),
+    planClass: (childText(n, 'plan_class') ?? '').trim(),
+    fileRefs: childNodes(n, 'file_ref').map(parseFileRef),
+  };
+}
+
+/** Parse each element on its own: like client/scheduler_op.cpp, one bad element is dropped, not the reply. */
+function each<T>(nodes: XmlNode[], element: Rejection['element'], parse: (n: XmlNode) => T, rejections: Rejection[]): T[] {
+  const out: T[] = [];
+  for (const n of nodes) {
+    try {
+      out.push(parse(n));
+    } catch (e) {
+      if (!(e instanceof ElementError)) throw e;
+      const name = (childText(n, 'name') ?? childText(n, 'app_name') ?? '').trim();
+      rejections.push({ element, name, code: e.code, reason: e.message });
+    }
+  }
+  return out;
+}
+
+/**
+ * Parse a scheduler reply and apply the BOINC client's rules for what it accepts
+ * (client/scheduler_op.cpp SCHEDULER_REPLY::parse, client/cs_scheduler.cpp handle_scheduler_reply,
+ * client/client_state.cpp link_workunit/link_result). Nothing is thrown for a bad element; it is listed
+ * in `rejections` with a reason. A reply that is not XML, or has no `<scheduler_reply>`, throws.
+ */
+export function parseSchedulerReply(text: string, platforms: ReplyPlatforms): ParsedReply {
+  const doc = parseXml(text, {
+    what: 'scheduler reply', codePrefix: 'REPLY', maxBytes: MAX_REPLY_BYTES,
+    arrayTags: ['file_info', 'app_version', 'workunit', 'result', 'file_ref', 'app', 'url', 'download_url',
+      'upload_url', 'message'],
+  });
+  const root = doc.scheduler_reply as XmlNode | undefined;
+  if (root === undefined || typeof root !== 'object' || Array.isArray(root)) {
+    throw new AltplatError('REPLY_NO_ROOT', 'the file is not a BOINC scheduler reply (no <scheduler_reply> element)');
+  }
+  const masterUrl = (childText(root, 'master_url') ?? '').trim();
+  if (masterUrl === '') {
+    throw new AltplatError('REPLY_NO_MASTER_URL', 'the scheduler reply has no <master_url>, so its project dir is unknown');
+  }
+  const rejections: Rejection[] = [];
+  const apps: ReplyApp[] = childNodes(root, 'app').map((n) => {
+    const name = (childText(n, 'name') ?? '').trim();
+    return { name, userFriendlyName: (childText(n, 'user_friendly_name') ?? '').trim() || name };
+  }).filter((a) => a.name !== '');
+  const fileInfos = each(childNodes(root, 'file_info'), 'file_info', parseFileInfo, rejections);
+  const parsedVersions = each(childNodes(root, 'app_version'), 'app_version', parseAppVersion, rejections);
+  const workunitsAll = each(childNodes(root, 'workunit'), 'workunit', parseWorkunit, rejections);
+  const results = each(childNodes(root, 'result'), 'result', parseResult, rejections);
+
+  const primary = platforms.host[0] ?? '';
+  const hostSet = new Set(platforms.host);
+  const altSet = new Set(platforms.alt);
+  const fileByName = new Map(fileInfos.map((f) => [f.name, f]));
+  const appNames = new Set(apps.map((a) => a.name));
+  const missingFile = (refs: ReplyFileRef[]) => refs.find((r) => !fileByName.has(r.fileName));
+
+  // client/cs_scheduler.cpp: empty platform = primary; otherwise it must be one of the client's platforms.
+  const appVersions: ReplyAppVersion[] = [];
+  for (const av of parsedVersions) {
+    const platform = av.platform === '' ? primary : av.platform;
+    const label = `${av.appName} ${av.versionNum} ${platform}${av.planClass ? ` (${av.planClass})` : ''}`;
+    if (!hostSet.has(platform) && !altSet.has(platform)) {
+      rejections.push({ element: 'app_version', name: label, code: 'REPLY_UNSUPPORTED_PLATFORM',
+        reason: `App version has unsupported platform ${platform}: neither a host platform (${platforms.host.join(', ') || 'none'}) nor an advertised alternate platform (${platforms.alt.join(', ') || 'none'})` });
+      continue;
+    }
+    if (!appNames.has(av.appName)) {
+      rejections.push({ element: 'app_version', name: label, code: 'REPLY_MISSING_APP', reason: `Missing app ${av.appName}` });
+      continue;
+    }
+    const missing = missingFile(av.fileRefs);
+    if (missing) {
+      rejections.push({ element: 'app_version', name: label, code: 'REPLY_MISSING_FILE_INFO',
+        reason: `app version refers to file ${missing.fileName}, which has no <file_info> in the reply` });
+      continue;
+    }
+    const mains = av.fileRefs.filter((r) => r.mainProgram);
+    if (mains.length !== 1) {
+      rejections.push({ element: 'app_version', name: label, code: 'REPLY_NO_MAIN_PROGRAM',
+        reason: `app version must have exactly one <main_program/> file_ref (has ${mains.length})` });
+      continue;
+    }
+    appVersions.push({ ...av, platform });
+  }
+
+  const workunits: ReplyWorkunit[] = [];
+  for (const wu of workunitsAll) {
+    // client/client_state.cpp link_workunit: the app must be known and every input file described.
+    if (!appNames.has(wu.appName)) {
+      rejections.push({ element: 'workunit', name: wu.name, code: 'REPLY_MISSING_APP', reason: `Can't handle task ${wu.name}: missing application ${wu.appName}` });
+      continue;
+    }
+    const missing = missingFile(wu.fileRefs);
+    if (missing) {
+      rejections.push({ element: 'workunit', name: wu.name, code: 'REPLY_MISSING_FILE_INFO', reason: `Can't handle task ${wu.name}: missing input file ${missing.fileName}` });
+      continue;
+    }
+    workunits.push(wu);
+  }
+  const wuByName = new Map(workunits.map((w) => [w.name, w]));
+
+  const assignments: Assignment[] = [];
+  const seen = new Set<string>();
+  for (const r of results) {
+    const reject = (code: string, reason: string) => rejections.push({ element: 'result', name: r.name, code, reason });
+    if (seen.has(r.name)) { reject('REPLY_DUPLICATE_RESULT', `Already have task ${r.name}`); continue; }
+    const wu = wuByName.get(r.wuName);
+    if (!wu) { reject('REPLY_MISSING_WORKUNIT', `Can't handle task ${r.name}: missing workunit ${r.wuName}`); continue; }
+    const missing = missingFile(r.fileRefs);
+    if (missing) { reject('REPLY_MISSING_FILE_INFO', `Can't handle task ${r.name}: missing output file ${missing.fileName}`); continue; }
+    let platform = r.platform;
+    let versionNum = r.versionNum;
+    if (platform === '') {
+      // client/cs_scheduler.cpp: no platform = primary platform and the latest version of the app.
+      platform = primary;
+      versionNum = Math.max(-1, ...appVersions.filter((v) => v.appName === wu.appName && v.platform === platform).map((v) => v.versionNum));
+    }
+    const av = appVersions.find((v) => v.appName === wu.appName && v.platform === platform
+      && v.versionNum === versionNum && v.planClass === r.planClass);
+    if (!av) {
+      reject('REPLY_NO_APP_VERSION', `No app version found for app ${wu.appName} platform ${platform} ver ${versionNum} class ${r.planClass}; discarding ${r.name}`);
+      continue;
+    }
+    const files: Record<string, ReplyFileInfo> = {};
+    for (const ref of [...av.fileRefs, ...wu.fileRefs, ...r.fileRefs]) files[ref.fileName] = fileByName.get(ref.fileName)!;
+    seen.add(r.name);
+    assignments.push({
+      masterUrl, result: { ...r, platform, versionNum }, workunit: wu, appVersion: av, platform,
+      kind: hostSet.has(platform) ? 'native' : 'alt', files,
+    });
+  }
+
+  return {
+    masterUrl,
+    projectName: (childText(root, 'project_name') ?? '').trim(),
+    apps, fileInfos, appVersions, workunits, assignments, rejections,
+    messages: texts(root, 'message'),
+  };
+}
+
+export async function readSchedulerReply(file: string, platforms: ReplyPlatforms): Promise<ParsedReply> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    throw new AltplatError('REPLY_UNREADABLE', `cannot read scheduler reply ${file}: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  return parseSchedulerReply(text, platforms);
+}

@@ -1,0 +1,62 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { AltplatError, errnoCode } from '../errors.js';
+
+/**
+ * Deletion that can never leave the folder it was given. Entries are examined with lstat and a symlink is
+ * removed as a link, never followed — a manager that plants `slots/3/x -> /etc` loses the link, /etc
+ * stays. (BOINC's client_clean_out_dir in client/sandbox.cpp empties a slot the same way.)
+ */
+export function assertInside(root: string, p: string): void {
+  const rel = path.relative(path.resolve(root), path.resolve(p));
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new AltplatError('OUTSIDE_OWNED_DIR', `refusing to delete ${p}: it is not inside ${root}`);
+  }
+}
+
+async function removeEntry(p: string): Promise<void> {
+  let st;
+  try {
+    st = await fsp.lstat(p);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return;
+    throw e;
+  }
+  if (st.isDirectory()) {
+    await emptyDir(p);
+    await fsp.rmdir(p);
+  } else {
+    // Files, symlinks (the link itself), sockets, fifos.
+    try {
+      await fsp.unlink(p);
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw e;
+    }
+  }
+}
+
+async function emptyDir(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return;
+    throw e;
+  }
+  for (const name of names) await removeEntry(path.join(dir, name));
+}
+
+/** Delete everything inside `dir` (which must lie inside `root`); `dir` itself stays. */
+export async function cleanOutDir(root: string, dir: string): Promise<void> {
+  assertInside(root, dir);
+  const st = await fsp.lstat(dir).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+  if (!st) return;
+  if (!st.isDirectory()) throw new AltplatError('NOT_A_DIRECTORY', `${dir} is not a directory`);
+  await emptyDir(dir);
+}
+
+/** Delete `target` (a file, a link or a whole tree) which must lie inside `root`. */
+export async function removeInside(root: string, target: string): Promise<void> {
+  assertInside(root, target);
+  await removeEntry(target);
+}

@@ -1,0 +1,97 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { errnoCode } from '../errors.js';
+import type { Assignment } from '../scheduler/reply-types.js';
+import { md5File } from './files.js';
+import { slotPath, STDERR_FILE } from './setup.js';
+
+/** lib/error_numbers.h */
+export const ERR_FILE_TOO_BIG = -131;
+export const ERR_NOT_FOUND = -161;
+/** client/app_control.cpp read_stderr_file keeps the last 63 KB of stderr.txt. */
+export const STDERR_TAIL_BYTES = 63 * 1024;
+
+export interface OutputReport {
+  name: string;
+  /** Absolute path in the project dir (present only when the file is there). */
+  path?: string;
+  nbytes?: number;
+  md5?: string;
+  /** 0 = present; ERR_NOT_FOUND (-161) missing; ERR_FILE_TOO_BIG (-131) over max_nbytes (deleted). */
+  status: number;
+  optional: boolean;
+}
+
+/**
+ * client/app_start.cpp copy_output_files: each `<copy_file/>` output is renamed from the slot into the
+ * project dir (a missing one is only noted here; the check below decides).
+ */
+export async function moveCopiedOutputs(slotDir: string, projectDir: string, a: Assignment): Promise<void> {
+  for (const ref of a.result.fileRefs) {
+    if (!ref.copyFile) continue;
+    const from = slotPath(slotDir, ref);
+    let st;
+    try {
+      st = await fsp.lstat(from);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') continue;
+      throw e;
+    }
+    // Only a regular file is collected: a symlink planted under an output name is not followed.
+    if (!st.isFile()) continue;
+    await fsp.rename(from, path.join(projectDir, ref.fileName));
+  }
+}
+
+/**
+ * client/cs_apps.cpp CLIENT_STATE::app_finished: every output must exist unless `<optional/>`; one over
+ * `max_nbytes` is deleted with ERR_FILE_TOO_BIG; the rest get nbytes and md5. Skipped entirely when the
+ * user or project aborted the task (the same switch on exit_status as BOINC).
+ */
+export async function checkOutputs(projectDir: string, a: Assignment): Promise<{ outputs: OutputReport[]; hadError: boolean }> {
+  const outputs: OutputReport[] = [];
+  let hadError = false;
+  for (const ref of a.result.fileRefs) {
+    const info = a.files[ref.fileName];
+    const file = path.join(projectDir, ref.fileName);
+    let st;
+    try {
+      st = await fsp.lstat(file);
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw e;
+    }
+    if (!st || !st.isFile()) {
+      if (!ref.optional) hadError = true;
+      outputs.push({ name: ref.fileName, status: ERR_NOT_FOUND, optional: ref.optional });
+      continue;
+    }
+    if (info?.maxNbytes !== undefined && st.size > info.maxNbytes) {
+      await fsp.unlink(file);
+      hadError = true;
+      outputs.push({ name: ref.fileName, nbytes: st.size, status: ERR_FILE_TOO_BIG, optional: ref.optional });
+      continue;
+    }
+    outputs.push({ name: ref.fileName, path: file, nbytes: st.size, md5: await md5File(file), status: 0, optional: ref.optional });
+  }
+  return { outputs, hadError };
+}
+
+/** The last 63 KB of the slot's stderr.txt ('' when there is none). */
+export async function readStderrTail(slotDir: string, limit = STDERR_TAIL_BYTES): Promise<string> {
+  let fh;
+  try {
+    fh = await fsp.open(path.join(slotDir, STDERR_FILE), 'r');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return '';
+    throw e;
+  }
+  try {
+    const { size } = await fh.stat();
+    const start = Math.max(0, size - limit);
+    const buf = Buffer.alloc(size - start);
+    await fh.read(buf, 0, buf.length, start);
+    return buf.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}

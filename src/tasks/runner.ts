@@ -1,0 +1,572 @@
+import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { AltplatError, errnoCode } from '../errors.js';
+import type { PlatformDefinition } from '../definition/types.js';
+import { ProcessState, type ClientControl } from '../ipc/contract.js';
+import { JOB_FILE, writeJobFile, type JobDescription } from '../job/jobfile.js';
+import { dataPaths, type DataPaths } from '../paths.js';
+import { readSchedulerReply } from '../scheduler/reply.js';
+import type { Assignment, ParsedReply } from '../scheduler/reply-types.js';
+import { chooseFreeSlot } from '../slots/choose.js';
+import { cleanOutDir, removeInside } from '../slots/clean.js';
+import { stageFiles } from '../slots/files.js';
+import { checkOutputs, moveCopiedOutputs, readStderrTail } from '../slots/outputs.js';
+import { checkInputs, FINISH_FILE, setupSlot, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
+import { changedSharedOriginals, createWorkingCopy, removeWorkingCopy } from '../slots/working-copy.js';
+import { splitCommandLine, taskCommandLine } from './cmdline.js';
+import { serveControl, type TaskOp, type TaskRequest, type TaskResponse } from './control-socket.js';
+import {
+  decideExit, EXIT_ABORTED_BY_CLIENT, EXIT_ABORTED_VIA_GUI, FINISH_FILE_CHECK_S, FINISH_FILE_TIMEOUT_S,
+  parseFinishFile, parseTemporaryExitFile, type ExitDecision,
+} from './exit-rules.js';
+import { Journal, type TaskRecord, type TaskStep } from './journal.js';
+import { killGroup, killOrphanGroup, launch, type Spawner } from './launch.js';
+import { outputLine, type ResultReport } from './report.js';
+
+/** lib/error_numbers.h: a task whose input files are missing or wrong never starts. */
+export const ERR_RESULT_DOWNLOAD = -186;
+export const ERR_RESULT_START = -185;
+/** client/client_state.h TASK_POLL_PERIOD */
+export const TASK_POLL_MS = 1000;
+
+/** What discovery tells the lifecycle (a structural subset of src/discovery's DiscoveryResult). */
+export interface PlatformsView {
+  advertised: string[];
+  platforms: Array<{ name: string; status: string; definition?: PlatformDefinition; reasons?: Array<{ code: string; message: string }> }>;
+}
+
+export interface LifecycleOptions {
+  dataDir: string;
+  /** Host platforms, primary first; default: detectHostPlatforms(). `--host-platform` replaces it. */
+  hostPlatforms?: string[];
+  /** Host probe results handed to discovery (tests pin them). */
+  probes?: unknown;
+  /** Monotonic milliseconds for BOINC's timers (60 s quit/abort, 300 s finish file, 10 s checks). */
+  clock?: () => number;
+  spawner?: Spawner;
+  /** Discovery, injectable; default: src/discovery discoverPlatforms. */
+  discover?: (opts: { dataDir: string; hostPlatform?: string; probes?: unknown }) => Promise<PlatformsView>;
+  /** Client side of the shared-memory channel; default: src/ipc openClientControl. */
+  openControl?: (slotDir: string, opts: { clock: () => number; initialCheckpointCpuTime: number }) => Promise<ClientControl>;
+  /** How often running tasks are polled (BOINC: 1 s). */
+  pollMs?: number;
+  /** How many tasks run at the same time (default 1). */
+  maxTasks?: number;
+  /** Test-only: SIGKILL this process right after the journal records this step (docs/LIFECYCLE.md). */
+  crashAt?: string;
+}
+
+export interface RunInput {
+  /** A scheduler reply to take assignments from; without it, only unfinished tasks are resumed. */
+  replyFile?: string;
+  /** Stage the reply's input/app files from this folder into the project dir first. */
+  filesDir?: string;
+}
+
+export interface RunResult {
+  results: ResultReport[];
+}
+
+export interface ProgressEvent {
+  result: string;
+  state: ProcessState;
+  fractionDone: number;
+  elapsed: number;
+}
+
+interface Running {
+  rec: TaskRecord;
+  control?: ClientControl;
+  pgid?: number;
+  userQuit: boolean;
+  abortStatus?: number;
+  /** Wakes a task waiting out a temporary-exit delay. */
+  wake?: () => void;
+  /** The abort came from the 300 s finish-file rule. */
+  finishTimeout?: boolean;
+}
+
+const STEP_ORDER: TaskStep[] = ['assigned', 'slot_chosen', 'slot_ready', 'working_copy', 'launched', 'exited', 'finished', 'done'];
+const atLeast = (s: TaskStep, min: TaskStep) => STEP_ORDER.indexOf(s) >= STEP_ORDER.indexOf(min);
+
+/**
+ * The task lifecycle of issue 3, usable from a TypeScript client: `run()` takes a scheduler reply's
+ * assignments (or only the journal's unfinished tasks) through slot → working copy → manager → exit
+ * rules → outputs → cleanup, journaling every step. Events: 'state' ({result, step}), 'progress'
+ * (ProgressEvent), 'exit' ({result, decision}), 'report' (ResultReport).
+ *
+ * @example
+ *   const lc = new TaskLifecycle({ dataDir: '/var/lib/boinc-client' });
+ *   lc.on('progress', (p) => console.log(p.result, p.fractionDone));
+ *   const { results } = await lc.run({ replyFile: 'sched_reply_example.org.xml' });
+ */
+export class TaskLifecycle extends EventEmitter {
+  readonly paths: DataPaths;
+  private journal!: Journal;
+  private readonly clock: () => number;
+  private readonly running = new Map<string, Running>();
+  private quitting = false;
+  private slotLock: Promise<unknown> = Promise.resolve();
+  private definitions = new Map<string, PlatformDefinition>();
+
+  constructor(private readonly opts: LifecycleOptions) {
+    super();
+    this.paths = dataPaths(opts.dataDir);
+    this.clock = opts.clock ?? (() => performance.now());
+  }
+
+  private crashPoint(step: string): void {
+    if (this.opts.crashAt === step) process.kill(process.pid, 'SIGKILL');
+  }
+
+  private async step(rec: Running, step: TaskStep, patch: Partial<TaskRecord> = {}): Promise<void> {
+    rec.rec = await this.journal.update(rec.rec.resultName, { ...patch, step });
+    this.emit('state', { result: rec.rec.resultName, step });
+    this.crashPoint(step);
+  }
+
+  /** Quit every task cleanly (SIGINT/SIGTERM): they stop with outcome 'quit' and resume next run. */
+  quitAll(): void {
+    this.quitting = true;
+    for (const r of this.running.values()) {
+      r.control?.quit();
+      r.wake?.();
+    }
+  }
+
+  /** `altplat task OP RESULT`, as boinccmd --task does it. */
+  async control(name: string, op: TaskOp): Promise<TaskResponse> {
+    const r = this.running.get(name);
+    if (!r) {
+      const rec = this.journal?.get(name);
+      const why = rec ? `task ${name} is not running (step ${rec.step})` : `no task named ${name}`;
+      return { ok: false, code: rec ? 'TASK_NOT_RUNNING' : 'TASK_UNKNOWN', error: why };
+    }
+    switch (op) {
+      case 'suspend': r.control?.suspend(); break;
+      case 'resume': r.control?.resume(); break;
+      case 'quit': r.userQuit = true; r.control?.quit(); r.wake?.(); break;
+      case 'abort': r.abortStatus = EXIT_ABORTED_VIA_GUI; r.control?.abort(); r.wake?.(); break;
+    }
+    const state = r.control ? ProcessState[r.control.state] : 'NOT_STARTED';
+    return { ok: true, result: name, state };
+  }
+
+  async run(input: RunInput = {}): Promise<RunResult> {
+    this.journal = await Journal.open(this.paths.state);
+    const server = await serveControl(this.paths.state, (req: TaskRequest) => this.control(req.result, req.op));
+    try {
+      return await this.runLocked(input);
+    } finally {
+      await server.close();
+    }
+  }
+
+  private async discover(hostPlatforms: string[]): Promise<PlatformsView> {
+    const discover = this.opts.discover ?? (async (o) => {
+      const { discoverPlatforms } = await import('../discovery/discover.js');
+      return discoverPlatforms(o as Parameters<typeof discoverPlatforms>[0]) as Promise<PlatformsView>;
+    });
+    const view = await discover({ dataDir: this.paths.root, hostPlatform: hostPlatforms[0], probes: this.opts.probes });
+    for (const p of view.platforms) if (p.status === 'ok' && p.definition) this.definitions.set(p.name, p.definition);
+    return view;
+  }
+
+  private async runLocked(input: RunInput): Promise<RunResult> {
+    const reports: ResultReport[] = [];
+    const queue: TaskRecord[] = [];
+    const hostPlatforms = this.opts.hostPlatforms ?? await (async () => {
+      const { detectHostPlatforms } = await import('../host/platforms.js');
+      return detectHostPlatforms();
+    })();
+    const view = await this.discover(hostPlatforms);
+
+    // Recovery first: kill orphans of a crashed run, finish cleanups that were interrupted.
+    for (const rec of this.journal.all()) {
+      if (rec.step === 'done') continue;
+      const dirs = [rec.slot !== undefined ? this.paths.slotDir(rec.slot) : undefined, rec.workingCopy?.dir].filter((d): d is string => !!d);
+      await killOrphanGroup(rec.pgid, dirs);
+    }
+
+    let reply: ParsedReply | undefined;
+    if (input.replyFile) {
+      reply = await readSchedulerReply(input.replyFile, { host: hostPlatforms, alt: view.advertised });
+      const projectDir = this.paths.projectDir(reply.masterUrl);
+      if (input.filesDir) await stageFiles(input.filesDir, projectDir, reply.fileInfos);
+      for (const rej of reply.rejections) {
+        if (rej.element !== 'result') continue;
+        reports.push(rejected(rej.name, '', rej.code, rej.reason));
+      }
+      for (const a of reply.assignments) {
+        const known = this.journal.get(a.result.name);
+        if (known) {
+          if (known.report && (known.step === 'done' || known.step === 'finished')) {
+            if (known.step === 'done') reports.push({ ...known.report, previouslyFinished: true });
+          }
+          continue; // unfinished ones are resumed below, like every other journal task
+        }
+        if (a.kind === 'alt' && !this.definitions.has(a.platform)) {
+          reports.push(rejected(a.result.name, a.platform, 'PLATFORM_UNAVAILABLE',
+            `alternate platform ${a.platform} is not installed and supported on this host`));
+          continue;
+        }
+        await this.journal.update(a.result.name, {}, {
+          resultName: a.result.name, assignment: a, step: 'assigned', prematureExits: 0, restarts: 0,
+          checkpointCpuTime: 0, fractionDone: 0, elapsed: 0,
+        });
+        this.crashPoint('assigned');
+      }
+    }
+
+    await this.sweep();
+
+    for (const rec of this.journal.all()) {
+      if (rec.step === 'done') continue;
+      queue.push(rec);
+    }
+    const workers = Math.max(1, this.opts.maxTasks ?? 1);
+    const next = async (): Promise<void> => {
+      for (let rec = queue.shift(); rec; rec = queue.shift()) {
+        const report = await this.runTask(rec);
+        reports.push(report);
+        this.emit('report', report);
+      }
+    };
+    await Promise.all(Array.from({ length: workers }, next));
+    return { results: reports };
+  }
+
+  /** Remove slots and working copies that no journal task owns (BOINC: delete_old_slot_dirs). */
+  private async sweep(): Promise<void> {
+    const ownedSlots = new Set<string>();
+    const ownedWorking = new Set<string>();
+    for (const t of this.journal.all()) {
+      if (t.step === 'done' || t.slot === undefined) continue;
+      ownedSlots.add(String(t.slot));
+      if (t.workingCopy) ownedWorking.add(path.basename(t.workingCopy.dir));
+    }
+    for (const [root, owned, keep] of [
+      [this.paths.slots, ownedSlots, (n: string) => n.includes('test')],
+      [this.paths.altPlatformsWorking, ownedWorking, () => false],
+    ] as const) {
+      let names: string[] = [];
+      try {
+        names = await fsp.readdir(root);
+      } catch (e) {
+        if (errnoCode(e) !== 'ENOENT') throw e;
+      }
+      for (const n of names) if (!owned.has(n) && !keep(n)) await removeInside(root, path.join(root, n));
+    }
+  }
+
+  private async chooseSlot(): Promise<number> {
+    const p = this.slotLock.then(async () => {
+      const inUse = new Set(this.journal.all().filter((t) => t.step !== 'done' && t.slot !== undefined).map((t) => t.slot!));
+      return chooseFreeSlot(this.paths.slots, inUse);
+    });
+    this.slotLock = p.catch(() => undefined);
+    return p;
+  }
+
+  private async runTask(initial: TaskRecord): Promise<ResultReport> {
+    const r: Running = { rec: initial, userQuit: false };
+    const name = initial.resultName;
+    const a = initial.assignment;
+    this.running.set(name, r);
+    try {
+      if (r.rec.step === 'finished') return await this.cleanup(r, true);
+      if (this.quitting) return this.quitReport(r, 'quit before start');
+      const projectDir = this.paths.projectDir(a.masterUrl);
+      if (r.rec.step === 'assigned') {
+        try {
+          await checkInputs(projectDir, a);
+        } catch (e) {
+          if (!(e instanceof AltplatError)) throw e;
+          return await this.finishWith(r, { kind: 'error', state: ProcessState.COULDNT_START, exitStatus: ERR_RESULT_DOWNLOAD, message: e.message }, e.code);
+        }
+        await this.step(r, 'slot_chosen', { slot: await this.chooseSlot() });
+      }
+      const slotDir = this.paths.slotDir(r.rec.slot!);
+      if (!atLeast(r.rec.step, 'slot_ready')) {
+        await fsp.mkdir(slotDir, { recursive: true });
+        await setupSlot(slotDir, projectDir, a);
+        await this.step(r, 'slot_ready');
+      }
+      if (a.kind === 'alt') {
+        const wcOk = r.rec.workingCopy !== undefined && atLeast(r.rec.step, 'working_copy')
+          && await fsp.stat(r.rec.workingCopy.dir).then(() => true, () => false);
+        if (!wcOk) {
+          const def = this.definitions.get(a.platform);
+          if (!def) {
+            return await this.finishWith(r, { kind: 'error', state: ProcessState.COULDNT_START, exitStatus: ERR_RESULT_START,
+              message: `alternate platform ${a.platform} is no longer available` }, 'PLATFORM_UNAVAILABLE');
+          }
+          const wc = await createWorkingCopy(def, this.paths.altPlatformsWorking, this.paths.workingCopy(r.rec.slot!));
+          await this.step(r, 'working_copy', { workingCopy: { dir: wc.dir, platformDir: wc.platformDir, shared: wc.shared } });
+        }
+      }
+      return await this.execute(r, slotDir, projectDir);
+    } finally {
+      this.running.delete(name);
+    }
+  }
+
+  private quitReport(r: Running, reason: string): ResultReport {
+    const a = r.rec.assignment;
+    return {
+      name: r.rec.resultName, platform: a.platform, kind: a.kind, slot: r.rec.slot ?? null, outcome: 'quit',
+      exitStatus: null, outputs: [], stderr: '', elapsed: r.rec.elapsed, reason, restarts: r.rec.restarts, warnings: [],
+    };
+  }
+
+  /** Launch, supervise and relaunch until BOINC's exit rules say the task is over (or it was quit). */
+  private async execute(r: Running, slotDir: string, projectDir: string): Promise<ResultReport> {
+    const a = r.rec.assignment;
+    // A task whose manager finished while the client was dead: its finish file says how it ended.
+    if (r.rec.step === 'launched') {
+      const finish = await readOptional(path.join(slotDir, FINISH_FILE));
+      if (finish !== undefined) {
+        const status = parseFinishFile(finish).status;
+        const d = decideExit({ state: ProcessState.EXECUTING, code: status & 0xff, signal: null, finishFilePresent: true, prematureExits: r.rec.prematureExits });
+        if (d.kind !== 'restart') return this.finishWith(r, d);
+      }
+    }
+    for (;;) {
+      if (this.quitting || r.userQuit) return this.quitReport(r, r.userQuit ? 'quit by altplat task' : 'client exiting');
+      await fsp.rm(path.join(slotDir, TEMPORARY_EXIT_FILE), { force: true });
+      await fsp.rm(path.join(slotDir, FINISH_FILE), { force: true });
+      const { createMmapFile } = await import('../ipc/mmap.js');
+      await createMmapFile(slotDir);
+      await this.writeInitData(r, slotDir, projectDir);
+      const spec = a.kind === 'alt' ? await this.managerSpec(r, slotDir) : this.nativeSpec(a, slotDir, projectDir);
+      let launched;
+      try {
+        launched = await launch(spec, this.opts.spawner);
+      } catch (e) {
+        if (!(e instanceof AltplatError)) throw e;
+        return this.finishWith(r, { kind: 'error', state: ProcessState.COULDNT_START, exitStatus: ERR_RESULT_START, message: e.message }, e.code);
+      }
+      const exitP = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+        launched.child.once('exit', (code, signal) => resolve({ code, signal }));
+      });
+      r.pgid = launched.pgid;
+      const startedAt = this.clock();
+      await this.step(r, 'launched', { pid: launched.pid, pgid: launched.pgid });
+      const openControl = this.opts.openControl ?? (async (dir, o) => (await import('../ipc/client.js')).openClientControl(dir, o));
+      const control = await openControl(slotDir, { clock: this.clock, initialCheckpointCpuTime: r.rec.checkpointCpuTime });
+      r.control = control;
+      if (this.quitting || r.userQuit) control.quit();
+      if (r.abortStatus !== undefined) control.abort();
+      const exit = await this.supervise(r, control, launched.pgid, exitP, slotDir, startedAt);
+      // BOINC kills the app's descendants once it has exited (ACTIVE_TASK::cleanup_task); the group does it.
+      killGroup(launched.pgid);
+      await control.poll(this.clock(), { wss: 0, maxWss: os.totalmem() }).catch(() => []);
+      const state = control.state;
+      await control.close();
+      r.control = undefined;
+      const tempText = await readOptional(path.join(slotDir, TEMPORARY_EXIT_FILE));
+      const decision = decideExit({
+        state, code: exit.code, signal: exit.signal,
+        temporaryExit: tempText !== undefined ? parseTemporaryExitFile(tempText) : undefined,
+        finishFilePresent: (await readOptional(path.join(slotDir, FINISH_FILE))) !== undefined,
+        prematureExits: r.rec.prematureExits, abortStatus: r.abortStatus,
+      });
+      this.emit('exit', { result: r.rec.resultName, decision, code: exit.code, signal: exit.signal });
+      const elapsed = r.rec.elapsed + (this.clock() - startedAt) / 1000;
+      if (decision.kind !== 'restart') {
+        await this.step(r, 'exited', { pid: undefined, pgid: undefined, elapsed });
+        const finishText = await readOptional(path.join(slotDir, FINISH_FILE));
+        return this.finishWith(r, decision, undefined, finishText ? parseFinishFile(finishText).message : undefined);
+      }
+      await this.step(r, 'exited', {
+        pid: undefined, pgid: undefined, elapsed, restarts: r.rec.restarts + 1,
+        prematureExits: r.rec.prematureExits + (decision.countsAsPremature ? 1 : 0),
+      });
+      if (decision.reason === 'quit') return this.quitReport(r, r.userQuit ? 'quit by altplat task' : 'client exiting');
+      if (decision.delaySec > 0) await this.backoff(r, decision.delaySec);
+    }
+  }
+
+  /** Wait out a temporary exit's delay (measured on the injected clock); quit/abort end the wait. */
+  private async backoff(r: Running, delaySec: number): Promise<void> {
+    const until = this.clock() + delaySec * 1000;
+    const step = Math.min(this.opts.pollMs ?? TASK_POLL_MS, 1000);
+    while (this.clock() < until && !this.quitting && !r.userQuit && r.abortStatus === undefined) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, step);
+        r.wake = () => { clearTimeout(t); resolve(); };
+      });
+    }
+    r.wake = undefined;
+  }
+
+  private async supervise(r: Running, control: ClientControl, pgid: number,
+    exitP: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, slotDir: string, startedAt: number) {
+    const pollMs = this.opts.pollMs ?? TASK_POLL_MS;
+    let finishSeenAt: number | undefined;
+    let lastFinishCheck = -Infinity;
+    let finishAbortSent = false;
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const tick = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), pollMs); });
+      const exited = await Promise.race([exitP, tick]);
+      clearTimeout(timer);
+      if (exited) return exited;
+      const now = this.clock();
+      const actions = await control.poll(now, { wss: 0, maxWss: os.totalmem() });
+      for (const act of actions) {
+        if (act.kind === 'kill') {
+          killGroup(pgid);
+        } else if (act.kind === 'checkpoint') {
+          // ACTIVE_TASK_SET::get_msgs: a checkpoint resets the premature-exit count.
+          r.rec = await this.journal.update(r.rec.resultName, { checkpointCpuTime: act.checkpointCpuTime, fractionDone: act.fractionDone, prematureExits: 0 });
+        }
+      }
+      // client/app_control.cpp ACTIVE_TASK_SET::poll: every 10 s look for the finish file; a process
+      // still alive 300 s after it appeared is aborted with EXIT_ABORTED_BY_CLIENT.
+      if (now - lastFinishCheck >= FINISH_FILE_CHECK_S * 1000) {
+        lastFinishCheck = now;
+        if (finishSeenAt === undefined) {
+          if ((await readOptional(path.join(slotDir, FINISH_FILE))) !== undefined) finishSeenAt = now;
+        } else if (!finishAbortSent && now - finishSeenAt > FINISH_FILE_TIMEOUT_S * 1000) {
+          finishAbortSent = true;
+          r.abortStatus = EXIT_ABORTED_BY_CLIENT;
+          r.finishTimeout = true;
+          control.abort();
+        }
+      }
+      this.emit('progress', {
+        result: r.rec.resultName, state: control.state, fractionDone: control.status.fractionDone,
+        elapsed: r.rec.elapsed + (now - startedAt) / 1000,
+      } satisfies ProgressEvent);
+    }
+  }
+
+  private async writeInitData(r: Running, slotDir: string, projectDir: string): Promise<void> {
+    const { writeInitData } = await import('../ipc/init-data.js');
+    const a = r.rec.assignment;
+    await writeInitData(slotDir, {
+      projectDir, boincDir: this.paths.root, wuName: a.workunit.name, resultName: a.result.name,
+      slot: r.rec.slot!, clientPid: process.pid, appName: a.appVersion.appName, appVersion: a.appVersion.versionNum,
+      planClass: a.appVersion.planClass, wuCpuTime: r.rec.checkpointCpuTime, startingElapsedTime: r.rec.elapsed,
+      ncpus: a.appVersion.avgNcpus, rscFpopsEst: a.workunit.rscFpopsEst, rscFpopsBound: a.workunit.rscFpopsBound,
+      rscMemoryBound: a.workunit.rscMemoryBound, rscDiskBound: a.workunit.rscDiskBound,
+      computationDeadline: a.result.reportDeadline, appFiles: a.appVersion.fileRefs.map((f) => f.openName),
+    });
+  }
+
+  /** client/app_start.cpp: exec the main program from the project dir, LD_LIBRARY_PATH prefixed. */
+  private nativeSpec(a: Assignment, slotDir: string, projectDir: string) {
+    const main = a.appVersion.fileRefs.find((f) => f.mainProgram)!;
+    const ld = [projectDir, '.', this.paths.root, process.env.LD_LIBRARY_PATH].filter((s) => s).join(':');
+    return {
+      exe: path.join(projectDir, main.fileName),
+      args: splitCommandLine(taskCommandLine(a.workunit.commandLine, a.appVersion.cmdline)),
+      cwd: slotDir, env: { LD_LIBRARY_PATH: ld }, stderrFile: path.join(slotDir, STDERR_FILE),
+    };
+  }
+
+  /** The manager contract (docs/MANAGER_CONTRACT.md): argv, environment and the job file. */
+  private async managerSpec(r: Running, slotDir: string) {
+    const a = r.rec.assignment;
+    const wc = r.rec.workingCopy!;
+    const def = this.definitions.get(a.platform);
+    const managerFile = def?.manager.fileName ?? r.rec.managerFile;
+    const managerCmdline = def?.manager.cmdline ?? r.rec.managerCmdline ?? '';
+    if (!managerFile) throw new AltplatError('PLATFORM_UNAVAILABLE', `alternate platform ${a.platform} is no longer available`);
+    if (r.rec.managerFile !== managerFile) {
+      r.rec = await this.journal.update(r.rec.resultName, { managerFile, managerCmdline });
+    }
+    const main = a.appVersion.fileRefs.find((f) => f.mainProgram)!;
+    const ref = (f: { openName: string; fileName: string; copyFile: boolean }) => ({ openName: f.openName, fileName: f.fileName, copyFile: f.copyFile });
+    const job: JobDescription = {
+      platform: a.platform, resultName: a.result.name, wuName: a.workunit.name, appName: a.appVersion.appName,
+      workingDir: wc.dir, mainProgram: main.openName,
+      commandLine: taskCommandLine(a.workunit.commandLine, a.appVersion.cmdline),
+      appFiles: a.appVersion.fileRefs.filter((f) => !f.mainProgram).map(ref),
+      inputs: a.workunit.fileRefs.map(ref),
+      outputs: a.result.fileRefs.map((f) => ({ ...ref(f), optional: f.optional, maxNbytes: a.files[f.fileName]?.maxNbytes })),
+      rscFpopsEst: a.workunit.rscFpopsEst, flops: a.appVersion.flops,
+    };
+    const jobFile = await writeJobFile(slotDir, job);
+    return {
+      exe: path.join(wc.dir, managerFile),
+      args: [...splitCommandLine(managerCmdline), '--working-dir', wc.dir, '--platform', a.platform],
+      cwd: slotDir,
+      env: { ALTPLAT_WORKING_DIR: wc.dir, ALTPLAT_PLATFORM: a.platform, ALTPLAT_JOB_FILE: jobFile },
+      stderrFile: path.join(slotDir, STDERR_FILE),
+    };
+  }
+
+  /** Outputs (client/app_start.cpp copy_output_files, client/cs_apps.cpp app_finished), report, cleanup. */
+  private async finishWith(r: Running, d: Exclude<ExitDecision, { kind: 'restart' }>, code?: string, message?: string): Promise<ResultReport> {
+    const a = r.rec.assignment;
+    const projectDir = this.paths.projectDir(a.masterUrl);
+    const slotDir = r.rec.slot !== undefined ? this.paths.slotDir(r.rec.slot) : undefined;
+    const warnings: string[] = [];
+    let outputs: ResultReport['outputs'] = [];
+    let outputsBad = false;
+    const userOrProjectAbort = d.kind === 'aborted' && (d.exitStatus === EXIT_ABORTED_VIA_GUI || d.exitStatus === 202);
+    if (slotDir && d.kind !== 'error' || (slotDir && d.kind === 'error' && d.state !== ProcessState.COULDNT_START)) {
+      await moveCopiedOutputs(slotDir!, projectDir, a);
+    }
+    if (!userOrProjectAbort && (d.kind === 'success' || (d.kind === 'error' && d.state !== ProcessState.COULDNT_START) || d.kind === 'aborted')) {
+      const checked = await checkOutputs(projectDir, a);
+      outputs = checked.outputs.map(outputLine);
+      outputsBad = checked.hadError;
+    }
+    const stderr = slotDir ? await readStderrTail(slotDir) : '';
+    if (r.rec.workingCopy) {
+      const changed = await changedSharedOriginals(r.rec.workingCopy);
+      if (changed.length > 0) {
+        warnings.push(`shared platform file(s) changed during the task: ${changed.join(', ')} — run altplat verify`);
+      }
+    }
+    let outcome: ResultReport['outcome'];
+    if (d.kind === 'success') outcome = outputsBad ? 'compute_error' : 'success';
+    else if (d.kind === 'aborted') outcome = 'aborted';
+    else outcome = 'compute_error';
+    const reason = d.kind === 'success'
+      ? (outputsBad ? 'output file missing or too big' : undefined)
+      : r.finishTimeout ? 'Process still present 5 min after writing finish file; aborting'
+        : d.kind === 'aborted' && d.exitStatus === EXIT_ABORTED_VIA_GUI ? 'aborted by user' : d.message;
+    const report: ResultReport = {
+      name: r.rec.resultName, platform: a.platform, kind: a.kind, slot: r.rec.slot ?? null, outcome,
+      exitStatus: d.exitStatus, outputs, stderr, elapsed: Math.round(r.rec.elapsed * 1000) / 1000,
+      reason, code, message, restarts: r.rec.restarts, warnings,
+    };
+    await this.step(r, 'finished', { report });
+    return this.cleanup(r, false);
+  }
+
+  /** Empty and remove the slot, remove the working copy, mark the task done. */
+  private async cleanup(r: Running, previously: boolean): Promise<ResultReport> {
+    if (r.rec.slot !== undefined) {
+      const slotDir = this.paths.slotDir(r.rec.slot);
+      await cleanOutDir(this.paths.slots, slotDir);
+      await fsp.rmdir(slotDir).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    }
+    if (r.rec.workingCopy) await removeWorkingCopy(this.paths.altPlatformsWorking, r.rec.workingCopy.dir);
+    await this.step(r, 'done');
+    const report = r.rec.report!;
+    return previously ? { ...report, previouslyFinished: true } : report;
+  }
+}
+
+function rejected(name: string, platform: string, code: string, reason: string): ResultReport {
+  return { name, platform, slot: null, outcome: 'rejected', exitStatus: null, outputs: [], stderr: '', elapsed: 0, reason, code, restarts: 0, warnings: [] };
+}
+
+async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+export { JOB_FILE };
