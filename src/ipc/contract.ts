@@ -26,6 +26,9 @@ export interface AppStatus {
   wantNetwork: boolean;
   otherPids: number[];
   wss?: number;
+  /** From the graphics_reply channel (api/boinc_api.cpp): what a VM manager offers for viewing. */
+  webGraphicsUrl?: string;
+  remoteDesktopAddr?: string;
   /** Monotonic clock (ms) when the last status message arrived; undefined before the first. */
   receivedAt?: number;
 }
