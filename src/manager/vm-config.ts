@@ -1,0 +1,85 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { AltplatError } from '../errors.js';
+import { childText, parseXml, type XmlNode } from '../util/xml.js';
+
+export type AccelChoice = 'auto' | 'kvm' | 'tcg';
+
+/** The platform folder's `vm_config.xml`: what to boot and how big; paths made absolute. */
+export interface VmConfig {
+  kernel: string;
+  initrd: string;
+  baseDisk: string;
+  append: string;
+  machine: string;
+  memoryMb: number;
+  cpus: number;
+  accel: AccelChoice;
+  bootTimeoutSec: number;
+  /** Directory in the guest where the job's files live and the program runs. */
+  guestDir: string;
+  /** Optional app-version-supplied qcow2 overlay layered between the base and the task overlay. */
+  appOverlay?: string;
+}
+
+function num(node: XmlNode, tag: string, dflt: number, min: number, max: number): number {
+  const t = childText(node, tag);
+  if (t === undefined) return dflt;
+  const n = Number(t);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new AltplatError('VMCONFIG_BAD_VALUE', `vm_config.xml: <${tag}> must be an integer in ${min}..${max}, got '${t}'`, { tag, value: t });
+  }
+  return n;
+}
+
+/** Resolves a path written in the config against `baseDir`, refusing ones that leave it. */
+function inside(baseDir: string, rel: string, tag: string): string {
+  const abs = path.resolve(baseDir, rel);
+  if (path.isAbsolute(rel) || (abs !== baseDir && !abs.startsWith(baseDir + path.sep))) {
+    throw new AltplatError('VMCONFIG_BAD_PATH', `vm_config.xml: <${tag}> '${rel}' must be a relative path inside ${baseDir}`, { tag, value: rel });
+  }
+  return abs;
+}
+
+export function parseVmConfig(text: string, baseDir: string): VmConfig {
+  const doc = parseXml(text, { what: 'vm_config.xml', codePrefix: 'VMCONFIG', maxBytes: 64 << 10 });
+  const root = doc.qemu_vm as XmlNode | undefined;
+  if (!root || typeof root !== 'object') throw new AltplatError('VMCONFIG_MISSING_ELEMENT', 'vm_config.xml lacks <qemu_vm>');
+  const need = (tag: string) => {
+    const v = childText(root, tag);
+    if (!v) throw new AltplatError('VMCONFIG_MISSING_ELEMENT', `vm_config.xml lacks <${tag}>`, { tag });
+    return v;
+  };
+  const accel = (childText(root, 'accel') ?? 'auto') as AccelChoice;
+  if (!['auto', 'kvm', 'tcg'].includes(accel)) {
+    throw new AltplatError('VMCONFIG_BAD_VALUE', `vm_config.xml: <accel> must be auto, kvm or tcg, got '${accel}'`, { tag: 'accel', value: accel });
+  }
+  const guestDir = childText(root, 'guest_dir') ?? '/work/job';
+  if (!guestDir.startsWith('/') || guestDir.includes("'")) {
+    throw new AltplatError('VMCONFIG_BAD_VALUE', `vm_config.xml: <guest_dir> must be an absolute guest path`, { tag: 'guest_dir', value: guestDir });
+  }
+  const appOverlay = childText(root, 'app_overlay');
+  return {
+    kernel: inside(baseDir, need('kernel'), 'kernel'),
+    initrd: inside(baseDir, need('initrd'), 'initrd'),
+    baseDisk: inside(baseDir, need('base_disk'), 'base_disk'),
+    append: childText(root, 'append') ?? 'console=ttyS0 quiet panic=-1',
+    machine: childText(root, 'machine') ?? 'q35',
+    memoryMb: num(root, 'memory_mb', 256, 64, 65536),
+    cpus: num(root, 'cpus', 1, 1, 64),
+    accel,
+    bootTimeoutSec: num(root, 'boot_timeout', 60, 5, 3600),
+    guestDir,
+    appOverlay: appOverlay ? inside(baseDir, appOverlay, 'app_overlay') : undefined,
+  };
+}
+
+export async function loadVmConfig(file: string): Promise<VmConfig> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    throw new AltplatError('VMCONFIG_UNREADABLE', `cannot read VM config ${file}: ${(e as Error).message}`, { file }, { cause: e });
+  }
+  return parseVmConfig(text, path.dirname(path.resolve(file)));
+}
