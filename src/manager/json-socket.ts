@@ -7,7 +7,7 @@ import { AltplatError } from '../errors.js';
  * sync marker) are dropped here, which is what the guest-sync-delimited handshake asks of the host.
  */
 export class JsonLineSocket {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private closedErr?: Error;
   private closeWaiters: Array<() => void> = [];
   onMessage: (msg: Record<string, unknown>) => void = () => {};

@@ -28,14 +28,18 @@ export interface PidfileContent {
 }
 
 /**
- * Creates the task's linked clone: a qcow2 overlay whose backing file is the read-only base (or the
- * app version's overlay, itself on the base). QEMU only ever opens backing files read-only, so the base
- * stays byte-identical however the task ends.
+ * Creates the task's linked clone: a qcow2 overlay on the read-only base, or on the app version's
+ * overlay (which sits on the base) when the app version ships one. The chain is given to QEMU
+ * explicitly (qemuArgs), so the backing names recorded in the files do not need to match where the
+ * files are now; the base is opened read-only and stays byte-identical however the task ends.
  */
-export async function createOverlay(overlay: string, backing: string): Promise<void> {
+export async function createOverlay(overlay: string, base: string, appOverlay?: string): Promise<void> {
   await fsp.rm(overlay, { force: true });
+  const backing = path.resolve(appOverlay ?? base);
   try {
-    await execFileP(QEMU_IMG, ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.resolve(backing), overlay]);
+    const { stdout } = await execFileP(QEMU_IMG, ['info', '-U', '--output=json', path.resolve(base)]);
+    const size = (JSON.parse(stdout) as { 'virtual-size': number })['virtual-size'];
+    await execFileP(QEMU_IMG, ['create', '-q', '-f', 'qcow2', '-u', '-F', 'qcow2', '-b', backing, overlay, String(size)]);
   } catch (e) {
     throw new AltplatError('VM_OVERLAY_FAILED', `qemu-img create of ${overlay} on ${backing} failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`,
       { overlay, backing }, { cause: e });
@@ -128,6 +132,11 @@ export interface StartOptions {
 
 export interface ExitInfo { code: number | null; signal: NodeJS.Signals | null }
 
+/** A path inside a -blockdev option string: commas are doubled, QEMU's escape for them. */
+function blockPath(p: string): string {
+  return path.resolve(p).replace(/,/g, ',,');
+}
+
 /** Builds QEMU's argument list (headless, -nodefaults, no NIC unless asked). */
 export function qemuArgs(o: StartOptions, socketDir: string): string[] {
   const c = o.config;
@@ -140,16 +149,26 @@ export function qemuArgs(o: StartOptions, socketDir: string): string[] {
     '-smp', String(c.cpus), '-m', String(c.memoryMb),
     '-kernel', c.kernel, '-initrd', c.initrd, '-append', c.append,
     '-display', 'none', '-vga', 'none', '-nodefaults', '-no-user-config', '-no-reboot',
-    '-serial', `file:${path.join(o.runDir, CONSOLE_LOG)}`, '-monitor', 'none',
+    // relative: QEMU runs with cwd = runDir, and a path in a chardev spec must not hold commas
+    '-serial', `file:${CONSOLE_LOG}`, '-monitor', 'none',
     '-qmp', `unix:${path.join(socketDir, 'qmp.sock')},server=on,wait=off`,
     '-chardev', `socket,id=qga0,path=${path.join(socketDir, 'qga.sock')},server=on,wait=off`,
     '-device', 'virtio-serial-pci,id=vser0',
     // id= is what makes QEMU emit VSERPORT_CHANGE when the agent opens the port (recipe §3 gotcha).
     '-device', 'virtserialport,bus=vser0.0,chardev=qga0,id=qgaport,name=org.qemu.guest_agent.0',
-    '-blockdev', `driver=file,filename=${o.overlay},node-name=file0,discard=unmap`,
-    '-blockdev', 'driver=qcow2,file=file0,node-name=disk0',
-    '-device', 'virtio-blk-pci,drive=disk0,id=vblk0',
+    // The disk chain, bottom up: read-only base, optional read-only app-version overlay, task overlay.
+    '-blockdev', `driver=file,filename=${blockPath(c.baseDisk)},node-name=base-file,read-only=on`,
+    '-blockdev', 'driver=qcow2,file=base-file,node-name=base,read-only=on',
   ];
+  if (c.appOverlay) {
+    args.push('-blockdev', `driver=file,filename=${blockPath(c.appOverlay)},node-name=app-file,read-only=on`,
+      '-blockdev', 'driver=qcow2,file=app-file,node-name=app,backing=base,read-only=on');
+  }
+  args.push(
+    '-blockdev', `driver=file,filename=${blockPath(o.overlay)},node-name=file0,discard=unmap`,
+    '-blockdev', `driver=qcow2,file=file0,node-name=disk0,backing=${c.appOverlay ? 'app' : 'base'}`,
+    '-device', 'virtio-blk-pci,drive=disk0,id=vblk0',
+  );
   if (o.network) args.push('-nic', 'user,model=virtio-net-pci');
   if (o.loadvm) args.push('-loadvm', o.loadvm);
   return args;
@@ -372,10 +391,10 @@ async function startFailure(o: StartOptions, e: ExitInfo): Promise<AltplatError>
  * `auto` KVM only when the pre-check passes and no earlier boot proved it broken, with a timed boot
  * (`kvmProbeMs`) falling back to TCG; the verdict is cached (see accel.ts).
  */
-export async function startVm(o: Omit<StartOptions, 'accel'> & { kvmProbeMs?: number; log?: (s: string) => void }): Promise<{ vm: QemuVm; bootMs: number }> {
+export async function startVm(o: Omit<StartOptions, 'accel'> & { kvmProbeMs?: number; log?: (s: string) => void; accelOverride?: 'kvm' | 'tcg' }): Promise<{ vm: QemuVm; bootMs: number }> {
   const log = o.log ?? (() => {});
   const forced = process.env.ALTPLAT_ACCEL as 'kvm' | 'tcg' | 'auto' | undefined;
-  const choice = forced && ['kvm', 'tcg', 'auto'].includes(forced) ? forced : o.config.accel;
+  const choice = o.accelOverride ?? (forced && ['kvm', 'tcg', 'auto'].includes(forced) ? forced : o.config.accel);
   if (choice !== 'auto') {
     const vm = await QemuVm.start({ ...o, accel: choice });
     try {

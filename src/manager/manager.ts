@@ -1,0 +1,302 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { AltplatError } from '../errors.js';
+import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
+import { resolveFilename } from '../ipc/resolve.js';
+import { JOB_FILE, parseJob, type JobDescription } from '../job/jobfile.js';
+import { copyIn, copyOut, readGuestFraction, startProgram } from './guest-job.js';
+import { createOverlay, killOrphanVm, listSnapshots, startVm, type QemuVm } from './qemu.js';
+import { readState, TASK_OVERLAY, writeState, type ManagerState } from './state.js';
+import { loadVmConfig, type VmConfig } from './vm-config.js';
+
+/** The two rolling checkpoint tags: the new one is complete before the old one is deleted. */
+const CHECKPOINT_TAGS = ['altplat-ckpt-a', 'altplat-ckpt-b'] as const;
+/** Main loop period; control events act at once, this paces polling of the guest. */
+const TICK_MS = 200;
+/** How often the guest program's status and fraction_done file are read. */
+const GUEST_POLL_MS = 1000;
+/** Unexpected VM deaths tolerated in one run before asking the client to restart us later. */
+const MAX_VM_RESTARTS = 3;
+
+export interface ManagerOptions {
+  /** Working copy of the platform folder (--working-dir). */
+  workingDir: string;
+  /** VM config, relative to the working copy (--config). */
+  configFile: string;
+  slotDir: string;
+  jobFile: string;
+  app: BoincApp;
+  log: (line: string) => void;
+  /** Ends the process (tests inject their own). */
+  exit: (code: number) => void;
+}
+
+type Pending = 'quit' | 'abort' | undefined;
+
+/**
+ * The reference platform's manager: a BOINC application that runs the job's program in a QEMU VM.
+ * Section 5 of the paper, step by step: linked clone, boot, copy in, run, pause/resume with the
+ * client, checkpoint, copy out, power off, exit with the program's exit code.
+ */
+export class Manager {
+  private vm?: QemuVm;
+  private state!: ManagerState;
+  private job!: JobDescription;
+  private config!: VmConfig;
+  private pending: Pending;
+  private wake?: () => void;
+  /** CPU seconds of VMs of this run that have ended, plus the live VM's last reading. */
+  private cpuDone = 0;
+  private cpuLive = 0;
+  /** Seconds the program has run (not suspended) in this run, since the state's checkpoint. */
+  private runSecs = 0;
+  private lastCheckpointAt = Date.now();
+  private vmRestarts = 0;
+  private paused = false;
+
+  constructor(private readonly o: ManagerOptions) {}
+
+  private get slot(): string { return this.o.slotDir; }
+  private get overlay(): string { return path.join(this.slot, TASK_OVERLAY); }
+
+  async run(): Promise<never> {
+    const { app, log } = this.o;
+    this.job = parseJob(await fsp.readFile(this.o.jobFile, 'utf8'));
+    this.config = await loadVmConfig(path.resolve(this.o.workingDir, this.o.configFile));
+    const appOverlay = this.job.appFiles.find((f) => f.openName.endsWith('.qcow2'));
+    if (appOverlay) this.config.appOverlay = await resolveFilename(this.slot, appOverlay.openName);
+
+    app.setCpuTimeSource(() => this.cpuDone + this.cpuLive);
+    app.on('suspend', () => this.poke());
+    app.on('resume', () => this.poke());
+    app.on('quit', () => { this.pending ??= 'quit'; this.poke(); });
+    app.on('abort', () => { this.pending = 'abort'; this.poke(); });
+    // Whatever way this process ends, its VM ends with it (a VM without its manager only burns CPU).
+    process.on('exit', () => { if (this.vm && !this.vm.hasExited) try { process.kill(this.vm.pid, 'SIGKILL'); } catch { /* gone */ } });
+
+    const killed = await killOrphanVm(this.slot, this.job.resultName);
+    if (killed) log(`ended the VM (pid ${killed}) left by an earlier run of this task`);
+
+    for (;;) {
+      try {
+        await this.bringUp();
+        const exitCode = await this.supervise();
+        return await this.complete(exitCode);
+      } catch (e) {
+        if (e instanceof VmDied && this.vmRestarts < MAX_VM_RESTARTS) {
+          this.vmRestarts++;
+          log(`the VM ended unexpectedly (${e.message}); restarting from ${this.state.checkpoint ?? 'the beginning'} (${this.vmRestarts}/${MAX_VM_RESTARTS})`);
+          await this.dropVm();
+          continue;
+        }
+        if (e instanceof VmDied) {
+          await this.dropVm();
+          return this.o.app.temporaryExit(300, 'The virtual machine failed repeatedly; retrying later');
+        }
+        if (e instanceof Ended) return never();
+        throw e;
+      }
+    }
+  }
+
+  private poke(): void { this.wake?.(); }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => {
+      const t = setTimeout(() => { this.wake = undefined; r(); }, ms);
+      this.wake = () => { clearTimeout(t); this.wake = undefined; r(); };
+    });
+  }
+
+  /** Boots from the latest checkpoint when there is one, else from a fresh linked clone. */
+  private async bringUp(): Promise<void> {
+    const { log } = this.o;
+    const saved = await readState(this.slot, this.job.resultName);
+    let restoreTag: string | undefined;
+    if (saved?.checkpoint) {
+      const tags = await listSnapshots(this.overlay).catch(() => [] as string[]);
+      if (tags.includes(saved.checkpoint)) restoreTag = saved.checkpoint;
+      else log(`checkpoint ${saved.checkpoint} is not in ${TASK_OVERLAY}; starting over`);
+    }
+    if (restoreTag && saved) {
+      this.state = saved;
+      const t0 = Date.now();
+      const { vm } = await startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel });
+      this.attach(vm);
+      log(`restored checkpoint ${restoreTag} in ${Date.now() - t0} ms; re-attaching to guest pid ${saved.guestPid}`);
+      this.runSecs = 0;
+      this.lastCheckpointAt = Date.now();
+      return;
+    }
+    await this.checkInterrupts();
+    await createOverlay(this.overlay, this.config.baseDisk, this.config.appOverlay);
+    const { vm, bootMs } = await startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log });
+    this.attach(vm);
+    log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel})`);
+    this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, elapsedAtCheckpoint: 0 };
+    await this.checkInterrupts();
+    const t0 = Date.now();
+    const bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));
+    log(`copied ${bytes} bytes into the guest in ${Date.now() - t0} ms`);
+    await this.checkInterrupts();
+    this.state.guestPid = await this.guard(startProgram(vm.qga, this.job, this.config.guestDir));
+    await writeState(this.slot, this.state);
+    log(`started ${this.job.mainProgram} ${this.job.commandLine} (guest pid ${this.state.guestPid})`);
+    this.runSecs = 0;
+    this.lastCheckpointAt = Date.now();
+  }
+
+  private attach(vm: QemuVm): void {
+    this.vm = vm;
+    this.paused = false;
+    this.o.app.setOtherPid(vm.pid);
+    void vm.exited.then(() => this.poke());
+  }
+
+  /** Turns a VM dying under an agent call into VmDied, so the run loop can restore. */
+  private async guard<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      if (this.vm?.hasExited || (e as AltplatError).code === 'VM_SOCKET_CLOSED') {
+        await this.vm?.exited;
+        throw new VmDied(`QEMU exited: ${(e as Error).message}`);
+      }
+      throw e;
+    }
+  }
+
+  /** Quit and abort are honoured between steps of start-up as well as in the main loop. */
+  private async checkInterrupts(): Promise<void> {
+    if (this.pending === 'abort') await this.abort();
+    if (this.pending === 'quit') await this.quit();
+  }
+
+  /** The main loop: mirrors suspend/resume onto the VM, checkpoints, reports progress; returns the exit code. */
+  private async supervise(): Promise<number> {
+    const { app, log } = this.o;
+    const pid = this.state.guestPid;
+    if (pid === undefined) throw new AltplatError('MANAGER_NO_PROGRAM', 'no guest program to supervise');
+    const estimate = this.job.flops > 0 && this.job.rscFpopsEst > 0 ? this.job.rscFpopsEst / this.job.flops : 0;
+    let lastPoll = 0;
+    let lastTick = Date.now();
+    for (;;) {
+      const vm = this.vm!;
+      await this.checkInterrupts();
+      if (vm.hasExited) throw new VmDied(`QEMU exited (${JSON.stringify(await vm.exited)})`);
+      const now = Date.now();
+      if (!this.paused) this.runSecs += (now - lastTick) / 1000;
+      lastTick = now;
+      this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
+
+      if (app.suspended && !this.paused) {
+        await this.guard(vm.pause());
+        this.paused = true;
+        log('suspended: VM paused');
+      } else if (!app.suspended && this.paused) {
+        await this.guard(vm.resume());
+        this.paused = false;
+        log('resumed: VM running');
+      }
+
+      if (!this.paused && now - lastPoll >= GUEST_POLL_MS) {
+        lastPoll = now;
+        const st = await this.guard(vm.qga.execStatus(pid));
+        if (st.exited) return st.exitCode ?? 128 + (st.signal ?? 0);
+        const own = await this.guard(readGuestFraction(vm.qga, this.config.guestDir));
+        const elapsed = this.state.elapsedAtCheckpoint + this.runSecs;
+        app.fractionDone(own ?? (estimate > 0 ? Math.min(0.99, elapsed / estimate) : 0));
+        const period = app.standalone ? 0 : app.checkpointPeriod;
+        if (period > 0 && now - this.lastCheckpointAt >= period * 1000) await this.checkpoint();
+      }
+      await this.sleep(TICK_MS);
+    }
+  }
+
+  /**
+   * Rolling checkpoint: save under the tag not in use, record it in the state file (atomically),
+   * then delete the previous one. A crash at any point leaves the state file naming a complete snapshot.
+   */
+  async checkpoint(): Promise<void> {
+    const vm = this.vm!;
+    const prev = this.state.checkpoint;
+    const tag = prev === CHECKPOINT_TAGS[0] ? CHECKPOINT_TAGS[1] : CHECKPOINT_TAGS[0];
+    const t0 = Date.now();
+    // A half-made snapshot of a crashed attempt may hold this tag; it was never recorded as ours.
+    await vm.deleteSnapshot(tag).catch(() => undefined);
+    await this.guard(vm.saveSnapshot(tag));
+    const elapsed = this.state.elapsedAtCheckpoint + this.runSecs;
+    this.state = { ...this.state, checkpoint: tag, elapsedAtCheckpoint: elapsed };
+    this.runSecs = 0;
+    await writeState(this.slot, this.state);
+    if (prev) await vm.deleteSnapshot(prev).catch((e) => this.o.log(`could not delete old checkpoint ${prev}: ${(e as Error).message}`));
+    this.lastCheckpointAt = Date.now();
+    this.o.app.checkpointCompleted();
+    this.o.log(`checkpoint ${tag} saved in ${Date.now() - t0} ms`);
+  }
+
+  /** The program ended: collect its outputs, power off, and finish with its exit code. */
+  private async complete(exitCode: number): Promise<never> {
+    const vm = this.vm!;
+    const report = await this.guard(copyOut(vm.qga, this.slot, this.job, this.config.guestDir));
+    this.o.log(`program exited with ${exitCode}; outputs copied: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}`);
+    this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
+    await vm.powerOff();
+    this.vm = undefined;
+    return this.o.app.finish(exitCode);
+  }
+
+  /** Quit: power off and keep the checkpoint; exit 0 without boinc_finish so the client restarts us. */
+  private async quit(): Promise<never> {
+    this.o.log(`quit requested: powering off, keeping checkpoint ${this.state?.checkpoint ?? '(none yet)'}`);
+    await this.vm?.quit();
+    this.vm = undefined;
+    await this.o.app.detach();
+    this.o.exit(0);
+    throw new Ended();
+  }
+
+  /** Abort: kill the VM and exit 194 (EXIT_ABORTED_BY_CLIENT, lib/error_numbers.h). */
+  private async abort(): Promise<never> {
+    this.o.log('abort requested: killing the VM');
+    await this.vm?.kill();
+    this.vm = undefined;
+    await this.o.app.detach();
+    this.o.exit(EXIT_ABORTED_BY_CLIENT);
+    throw new Ended();
+  }
+
+  private async dropVm(): Promise<void> {
+    if (this.vm) {
+      this.cpuDone += this.cpuLive;
+      this.cpuLive = 0;
+      await this.vm.kill();
+      this.vm = undefined;
+    }
+  }
+}
+
+class VmDied extends Error {}
+class Ended extends Error {}
+const never = (): Promise<never> => new Promise<never>(() => undefined);
+
+/** `manager --config vm_config.xml --working-dir DIR --platform NAME` as the lifecycle starts it. */
+export function parseManagerArgs(argv: string[], env: NodeJS.ProcessEnv): { configFile: string; workingDir: string; platform?: string; jobFile: string } {
+  let configFile = 'vm_config.xml';
+  let workingDir = env.ALTPLAT_WORKING_DIR;
+  let platform = env.ALTPLAT_PLATFORM;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new AltplatError('MANAGER_USAGE', `${a} needs a value`);
+      return v;
+    };
+    if (a === '--config') configFile = val();
+    else if (a === '--working-dir') workingDir = val();
+    else if (a === '--platform') platform = val();
+  }
+  if (!workingDir) throw new AltplatError('MANAGER_USAGE', 'the manager needs --working-dir (or ALTPLAT_WORKING_DIR)');
+  const jobFile = env.ALTPLAT_JOB_FILE ?? path.resolve(JOB_FILE);
+  return { configFile, workingDir: path.resolve(workingDir), platform, jobFile };
+}
