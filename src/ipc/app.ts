@@ -324,12 +324,13 @@ export class BoincApp {
     this.fraction = 1;
     const ch = this.channels;
     if (ch) {
-      // The real API sleeps 2 s so its timer thread sends a last status; here the last status is
-      // sent directly, waiting only while the client has not yet read the previous one.
+      // The real API sleeps 2 s so its timer thread sends a last status while the client still
+      // polls this process. Here the last status is sent directly and we wait (at most 2 s) only
+      // until the client has taken it, which is up to one client poll (1 s).
       const deadline = Date.now() + this.finishGraceMs;
-      while (!ch.sendMsg(Channel.APP_STATUS, this.statusText()) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, TIMER_PERIOD_MS));
-      }
+      const wait = () => new Promise((r) => setTimeout(r, TIMER_PERIOD_MS / 4));
+      while (!ch.sendMsg(Channel.APP_STATUS, this.statusText()) && Date.now() < deadline) await wait();
+      while (ch.hasMsg(Channel.APP_STATUS) && Date.now() < deadline) await wait();
     }
     let text = `${status}\n`;
     if (message !== undefined) text += `${message}\n${isNotice ? 'notice' : ''}\n`;

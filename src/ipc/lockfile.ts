@@ -76,6 +76,8 @@ export class SlotLock {
     this.helper = undefined;
     await fsp.rm(this.file, { force: true });
     const exited = helper.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => helper.once('exit', () => r()));
+    // While we wait, the helper must count as pending work, or Node may end the process first.
+    helper.ref();
     helper.stdin!.end();
     await exited;
   }
