@@ -19,6 +19,8 @@ export interface LaunchSpec {
 
 export interface Launched {
   child: ChildProcess;
+  /** Settles when the process exits; attached at spawn time so a quick exit is never missed. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   pid: number;
   /** The child leads its own process group, so one kill reaches the manager and everything it started. */
   pgid: number;
@@ -61,11 +63,14 @@ export async function launch(spec: LaunchSpec, spawner: Spawner = spawn): Promis
       stdio: ['ignore', 'ignore', fh.fd],
       detached: true,
     });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('error', (e) => reject(new AltplatError('TASK_COULDNT_START', `cannot start ${spec.exe}: ${e.message}`, { exe: spec.exe }, { cause: e })));
       child.once('spawn', () => resolve(child.pid!));
     });
-    return { child, pid, pgid: pid };
+    return { child, exited, pid, pgid: pid };
   } finally {
     await fh.close();
   }

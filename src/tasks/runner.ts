@@ -111,6 +111,7 @@ export class TaskLifecycle extends EventEmitter {
   private quitting = false;
   private slotLock: Promise<unknown> = Promise.resolve();
   private definitions = new Map<string, PlatformDefinition>();
+  private readonly reservedSlots = new Set<number>();
 
   constructor(private readonly opts: LifecycleOptions) {
     super();
@@ -236,6 +237,10 @@ export class TaskLifecycle extends EventEmitter {
       }
     };
     await Promise.all(Array.from({ length: workers }, next));
+    // Report in reply order (rejections first), not in completion order.
+    const order = new Map(this.journal.all().map((t, i) => [t.resultName, i]));
+    const rank = (r: ResultReport) => (r.outcome === 'rejected' ? -1 : order.get(r.name) ?? Number.MAX_SAFE_INTEGER);
+    reports.sort((x, y) => rank(x) - rank(y));
     return { results: reports };
   }
 
@@ -265,7 +270,11 @@ export class TaskLifecycle extends EventEmitter {
   private async chooseSlot(): Promise<number> {
     const p = this.slotLock.then(async () => {
       const inUse = new Set(this.journal.all().filter((t) => t.step !== 'done' && t.slot !== undefined).map((t) => t.slot!));
-      return chooseFreeSlot(this.paths.slots, inUse);
+      for (const n of this.reservedSlots) inUse.add(n);
+      const n = await chooseFreeSlot(this.paths.slots, inUse);
+      // Held until the journal records it, so a concurrent task never gets the same number.
+      this.reservedSlots.add(n);
+      return n;
     });
     this.slotLock = p.catch(() => undefined);
     return p;
@@ -349,9 +358,7 @@ export class TaskLifecycle extends EventEmitter {
         if (!(e instanceof AltplatError)) throw e;
         return this.finishWith(r, { kind: 'error', state: ProcessState.COULDNT_START, exitStatus: ERR_RESULT_START, message: e.message }, e.code);
       }
-      const exitP = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-        launched.child.once('exit', (code, signal) => resolve({ code, signal }));
-      });
+      const exitP = launched.exited;
       r.pgid = launched.pgid;
       const startedAt = this.clock();
       await this.step(r, 'launched', { pid: launched.pid, pgid: launched.pgid });

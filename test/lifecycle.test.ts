@@ -1,0 +1,109 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { dataPaths } from '../src/paths.js';
+import { TaskLifecycle, type LifecycleOptions } from '../src/tasks/runner.js';
+import { buildBoincProgram } from './helpers/boinc-c.js';
+import {
+  exists, installAltPlatform, makeReply, MASTER_URL, PROJECT, tempDataDir, testDiscover, treeStamp, writeReply, type ResultSpec,
+} from './lifecycle-helpers.js';
+
+const LINUX = 'x86_64-pc-linux-gnu';
+let app: string;
+beforeAll(async () => {
+  app = await buildBoincProgram(path.resolve('test/c/lifecycle_app.c'));
+});
+
+/** Install the BOINC-API test program as the alt platform's manager and run a reply through it. */
+async function runThroughAltPlatform(results: ResultSpec[], extra: Partial<LifecycleOptions> = {}, manager?: string) {
+  const dataDir = await tempDataDir();
+  const platformDir = await installAltPlatform(dataDir, { name: LINUX, manager: manager ?? app });
+  const before = await treeStamp(platformDir);
+  const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\necho research app\n'), results });
+  const { replyFile, filesDir } = await writeReply(dataDir, reply);
+  const lc = new TaskLifecycle({
+    dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50, maxTasks: 2, discover: await testDiscover(dataDir, LINUX), ...extra,
+  });
+  const steps: string[] = [];
+  lc.on('state', (s: { result: string; step: string }) => steps.push(`${s.result}:${s.step}`));
+  const { results: reports } = await lc.run({ replyFile, filesDir });
+  const byName = Object.fromEntries(reports.map((r) => [r.name, r]));
+  const p = dataPaths(dataDir);
+  return { dataDir, platformDir, before, byName, reports, steps, p };
+}
+
+async function assertClean(r: Awaited<ReturnType<typeof runThroughAltPlatform>>) {
+  expect(await fsp.readdir(r.p.slots)).toEqual([]);
+  expect(await fsp.readdir(r.p.altPlatformsWorking)).toEqual([]);
+  expect(await treeStamp(r.platformDir)).toEqual(r.before);
+}
+
+describe('a BOINC-API program as an alt platform manager, through every exit path', () => {
+  it('success: resolves input/output via soft links, output reaches the project dir, nothing left behind', async () => {
+    const r = await runThroughAltPlatform([{ name: 'ok', input: 'success 3' }, { name: 'copied', input: 'success 1', copyOutput: true }]);
+    const ok = r.byName.ok;
+    expect(ok).toMatchObject({ outcome: 'success', exitStatus: 0, platform: LINUX, kind: 'alt', restarts: 0, warnings: [] });
+    const outPath = path.join(r.dataDir, 'projects', PROJECT, 'ok_out');
+    expect(ok.outputs).toEqual([{ name: 'ok_out', path: outPath, nbytes: 23, md5: expect.stringMatching(/^[0-9a-f]{32}$/), status: 0 }]);
+    expect(await fsp.readFile(outPath, 'utf8')).toBe('done 3 steps in 1 runs\n');
+    // The manager contract: argv and the tail of stderr.txt.
+    expect(ok.stderr).toContain('mode success run 1');
+    expect(ok.stderr).toMatch(/arg 1: --config\narg 2: vm_config.xml\narg 3: --working-dir\narg 4: .*alt_platforms_working\/slot\d\narg 5: --platform\narg 6: x86_64-pc-linux-gnu/);
+    expect(ok.stderr).toContain('called boinc_finish(0)');
+    expect(r.byName.copied).toMatchObject({ outcome: 'success', outputs: [{ name: "copied_out", nbytes: 23 }] });
+    await assertClean(r);
+    expect(r.steps.filter((s) => s.startsWith('ok:'))).toEqual(['ok:slot_chosen', 'ok:slot_ready', 'ok:working_copy', 'ok:launched', 'ok:exited', 'ok:finished', 'ok:done']);
+  });
+
+  it('error code, crash by signal, missing and oversized outputs are compute errors', async () => {
+    const r = await runThroughAltPlatform([
+      { name: 'err', input: 'error' }, { name: 'sig', input: 'signal' },
+      { name: 'noout', input: 'no_output' }, { name: 'big', input: 'big_output', maxNbytes: 1000 },
+      { name: 'noout_opt', input: 'no_output', optionalOutput: true },
+    ]);
+    expect(r.byName.err).toMatchObject({ outcome: 'compute_error', exitStatus: 3, reason: 'process exited with code 3 (0x3, -253)' });
+    expect(r.byName.sig).toMatchObject({ outcome: 'compute_error', exitStatus: 11, reason: 'process got signal 11' });
+    expect(r.byName.noout).toMatchObject({ outcome: 'compute_error', exitStatus: 0, outputs: [{ name: 'noout_out', status: -161, path: null }] });
+    expect(r.byName.big).toMatchObject({ outcome: 'compute_error', outputs: [{ name: 'big_out', status: -131, nbytes: 4096 }] });
+    expect(await exists(path.join(r.dataDir, 'projects', PROJECT, 'big_out'))).toBe(false);
+    expect(r.byName.noout_opt).toMatchObject({ outcome: 'success', outputs: [{ status: -161 }] });
+    await assertClean(r);
+  });
+
+  it('premature exit and temporary exit restart the task, which then succeeds', async () => {
+    const r = await runThroughAltPlatform([{ name: 'pre', input: 'premature_once' }, { name: 'tmp', input: 'temporary_once' }]);
+    expect(r.byName.pre).toMatchObject({ outcome: 'success', restarts: 1 });
+    expect(r.byName.pre.stderr).toContain('run 2');
+    expect(r.byName.tmp).toMatchObject({ outcome: 'success', restarts: 1 });
+    expect(r.byName.tmp.elapsed).toBeGreaterThan(0.9); // waited out the 1 s delay
+    await assertClean(r);
+  });
+
+  it('more than 100 exit(0)s without a checkpoint abort with ERR_TOO_MANY_EXITS (-226)', async () => {
+    const noop = path.join(await tempDataDir(), 'noop-manager.sh');
+    await fsp.writeFile(noop, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const r = await runThroughAltPlatform([{ name: 'loop', input: 'x' }], { pollMs: 1000 }, noop);
+    expect(r.byName.loop).toMatchObject({ outcome: 'aborted', exitStatus: -226, reason: 'too many exit(0)s', restarts: 100 });
+    await assertClean(r);
+  });
+});
+
+describe('the manager cannot change the platform original', () => {
+  it('a manager that edits, adds and replaces files in its working copy leaves the original byte-identical', async () => {
+    const dir = await tempDataDir();
+    const mgr = path.join(dir, 'writer.sh');
+    await fsp.writeFile(mgr, `#!/bin/sh
+set -e
+wd="$ALTPLAT_WORKING_DIR"
+echo "job file: $ALTPLAT_JOB_FILE platform: $ALTPLAT_PLATFORM" >&2
+echo changed > "$wd/vm_config.xml"
+echo overlay > "$wd/image/overlay.qcow2"
+echo new > "$wd/image/base.img.tmp" && mv "$wd/image/base.img.tmp" "$wd/image/base.img"
+printf '0\\n' > boinc_finish_called
+`, { mode: 0o755 });
+    const r = await runThroughAltPlatform([{ name: 'w', input: 'x', optionalOutput: true }], {}, mgr);
+    expect(r.byName.w).toMatchObject({ outcome: 'success', warnings: [] });
+    expect(r.byName.w.stderr).toMatch(/job file: .*slots\/0\/altplat_job.xml platform: x86_64-pc-linux-gnu/);
+    await assertClean(r);
+  });
+});
