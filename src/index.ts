@@ -7,5 +7,15 @@ export { resolveDataDir, defaultDataDir, escapeProjectUrl, dataPaths } from './p
 export type { PlatformDefinition, PlatformFile, PlatformRequirements, HypervisorRequirement } from './definition/types.js';
 export { ProcessState } from './ipc/contract.js';
 export type { AppStatus, ClientControl, ControlAction, ControlMessage } from './ipc/contract.js';
+// ipc (issue 4): BOINC's client<->app channel over boinc_mmap_file, both sides
+export { openClientControl, QUIT_TIMEOUT_MS, ABORT_TIMEOUT_MS, CONTROL_STUCK_MS } from './ipc/client.js';
+export type { ClientControlOptions } from './ipc/client.js';
+export { createMmapFile, MmapChannels, Channel, MMAP_FILE_NAME, SHARED_MEM_SIZE, MSG_CHANNEL_SIZE } from './ipc/mmap.js';
+export { writeInitData, readInitData, serializeInitData, parseInitData, INIT_DATA_FILE } from './ipc/init-data.js';
+export type { InitData, FullInitData, HostInfoData } from './ipc/init-data.js';
+export { BoincApp, EXIT_ABORTED_BY_CLIENT, BOINC_FINISH_CALLED_FILE, TEMPORARY_EXIT_FILE } from './ipc/app.js';
+export type { BoincAppOptions, AppEvent } from './ipc/app.js';
+export { resolveFilename } from './ipc/resolve.js';
+export { formatE, formatF } from './ipc/cformat.js';
 export { JOB_FILE, parseJob, readJobFile, writeJobFile, serializeJob } from './job/jobfile.js';
 export type { JobDescription, JobFileRef, JobOutputRef } from './job/jobfile.js';
