@@ -177,16 +177,3 @@ export async function exists(p: string): Promise<boolean> {
   return fsp.lstat(p).then(() => true, () => false);
 }
 
-/**
- * Discovery's answer for a data dir whose only platform is the one installed by installAltPlatform.
- * Used while src/discovery is not on main; the CLI tests use the real discovery.
- */
-export async function testDiscover(dataDir: string, name: string) {
-  const dir = path.join(dataDir, 'alt_platforms', name);
-  const definition = {
-    name, version: '1.0.0', manager: { fileName: 'manager', cmdline: '--config vm_config.xml' }, dir, ignoredElements: [],
-    requires: { hypervisors: [], arch: [], hwAccel: false },
-    files: [{ name: 'image/base.img', shared: true }, { name: 'vm_config.xml', shared: false }],
-  };
-  return async () => ({ advertised: [name], platforms: [{ name, status: 'ok', definition }] });
-}

@@ -5,7 +5,7 @@ import { dataPaths } from '../src/paths.js';
 import { TaskLifecycle, type LifecycleOptions } from '../src/tasks/runner.js';
 import { buildBoincProgram } from './helpers/boinc-c.js';
 import {
-  exists, installAltPlatform, makeReply, MASTER_URL, PROJECT, tempDataDir, testDiscover, treeStamp, writeReply, type ResultSpec,
+  exists, installAltPlatform, makeReply, PROJECT, tempDataDir, treeStamp, writeReply, type ResultSpec,
 } from './lifecycle-helpers.js';
 
 const LINUX = 'x86_64-pc-linux-gnu';
@@ -22,7 +22,7 @@ async function runThroughAltPlatform(results: ResultSpec[], extra: Partial<Lifec
   const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\necho research app\n'), results });
   const { replyFile, filesDir } = await writeReply(dataDir, reply);
   const lc = new TaskLifecycle({
-    dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50, maxTasks: 2, discover: await testDiscover(dataDir, LINUX), ...extra,
+    dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50, maxTasks: 2, ...extra,
   });
   const steps: string[] = [];
   lc.on('state', (s: { result: string; step: string }) => steps.push(`${s.result}:${s.step}`));
@@ -104,6 +104,35 @@ printf '0\\n' > boinc_finish_called
     const r = await runThroughAltPlatform([{ name: 'w', input: 'x', optionalOutput: true }], {}, mgr);
     expect(r.byName.w).toMatchObject({ outcome: 'success', warnings: [] });
     expect(r.byName.w.stderr).toMatch(/job file: .*slots\/0\/altplat_job.xml platform: x86_64-pc-linux-gnu/);
+    await assertClean(r);
+  });
+});
+
+describe('process group', () => {
+  it('everything the manager started (its "VM") is killed when the manager exits', async () => {
+    const dir = await tempDataDir();
+    const mgr = path.join(dir, 'vm-manager.sh');
+    await fsp.writeFile(mgr, `#!/bin/sh
+sleep 300 &
+echo "vm pid $!" >&2
+printf '0\\n' > boinc_finish_called
+exit 0
+`, { mode: 0o755 });
+    const r = await runThroughAltPlatform([{ name: 'vm', input: 'x', optionalOutput: true }], {}, mgr);
+    expect(r.byName.vm.outcome).toBe('success');
+    const pid = Number(/vm pid (\d+)/.exec(r.byName.vm.stderr)![1]);
+    let alive = true;
+    for (let i = 0; i < 100 && alive; i++) {
+      try {
+        process.kill(pid, 0);
+        const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+        if (stat === '' || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) alive = false;
+        else await new Promise((res) => setTimeout(res, 20));
+      } catch {
+        alive = false;
+      }
+    }
+    expect(alive).toBe(false);
     await assertClean(r);
   });
 });

@@ -35,6 +35,8 @@ export const TASK_POLL_MS = 1000;
 /** What discovery tells the lifecycle (a structural subset of src/discovery's DiscoveryResult). */
 export interface PlatformsView {
   advertised: string[];
+  /** The host platforms discovery used (primary first), when it detected them. */
+  hostPlatforms?: string[];
   platforms: Array<{ name: string; status: string; definition?: PlatformDefinition; reasons?: Array<{ code: string; message: string }> }>;
 }
 
@@ -48,7 +50,7 @@ export interface LifecycleOptions {
   clock?: () => number;
   spawner?: Spawner;
   /** Discovery, injectable; default: src/discovery discoverPlatforms. */
-  discover?: (opts: { dataDir: string; hostPlatform?: string; probes?: unknown }) => Promise<PlatformsView>;
+  discover?: (opts: { dataDir: string; hostPlatforms?: string[]; probes?: unknown }) => Promise<PlatformsView>;
   /** Client side of the shared-memory channel; default: src/ipc openClientControl. */
   openControl?: (slotDir: string, opts: { clock: () => number; initialCheckpointCpuTime: number }) => Promise<ClientControl>;
   /** How often running tasks are polled (BOINC: 1 s). */
@@ -166,12 +168,13 @@ export class TaskLifecycle extends EventEmitter {
     }
   }
 
-  private async discover(hostPlatforms: string[]): Promise<PlatformsView> {
+  private async discover(): Promise<PlatformsView> {
     const discover = this.opts.discover ?? (async (o) => {
       const { discoverPlatforms } = await import('../discovery/discover.js');
-      return discoverPlatforms(o as Parameters<typeof discoverPlatforms>[0]) as Promise<PlatformsView>;
+      type Opts = Parameters<typeof discoverPlatforms>[0];
+      return discoverPlatforms({ dataDir: o.dataDir, hostPlatforms: o.hostPlatforms, probes: o.probes as NonNullable<Opts>['probes'] });
     });
-    const view = await discover({ dataDir: this.paths.root, hostPlatform: hostPlatforms[0], probes: this.opts.probes });
+    const view = await discover({ dataDir: this.paths.root, hostPlatforms: this.opts.hostPlatforms, probes: this.opts.probes });
     for (const p of view.platforms) if (p.status === 'ok' && p.definition) this.definitions.set(p.name, p.definition);
     return view;
   }
@@ -179,11 +182,11 @@ export class TaskLifecycle extends EventEmitter {
   private async runLocked(input: RunInput): Promise<RunResult> {
     const reports: ResultReport[] = [];
     const queue: TaskRecord[] = [];
-    const hostPlatforms = this.opts.hostPlatforms ?? await (async () => {
+    const view = await this.discover();
+    const hostPlatforms = this.opts.hostPlatforms ?? view.hostPlatforms ?? await (async () => {
       const { detectHostPlatforms } = await import('../host/platforms.js');
       return detectHostPlatforms();
     })();
-    const view = await this.discover(hostPlatforms);
 
     // Recovery first: kill orphans of a crashed run, finish cleanups that were interrupted.
     for (const rec of this.journal.all()) {
