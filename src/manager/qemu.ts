@@ -269,6 +269,11 @@ export class QemuVm {
     try {
       await Promise.race([ready, failed, panicWatch.then(() => new Promise(() => {}))]);
     } catch (e) {
+      if ((e as AltplatError).code === 'VM_SOCKET_CLOSED') {
+        // The channels close as QEMU exits; the exit (and the console) say why.
+        const ex = await Promise.race([this.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000))]);
+        if (ex) throw await startFailure(this.opts, ex);
+      }
       if ((e as AltplatError).code === 'QMP_TIMEOUT' || (e as AltplatError).code === 'QGA_TIMEOUT') {
         const con = await fsp.readFile(path.join(this.opts.runDir, CONSOLE_LOG), 'utf8').catch(() => '');
         throw new AltplatError('VM_BOOT_TIMEOUT', `the guest agent did not answer within ${timeoutMs / 1000} s (accel ${this.opts.accel})`,
@@ -297,8 +302,15 @@ export class QemuVm {
   }
 
   async loadSnapshot(tag: string): Promise<void> {
-    await this.qmp.runJob('snapshot-load', { 'job-id': `load-${tag}`, tag, vmstate: 'disk0', devices: ['disk0'] });
-    this.qga.invalidate();
+    const wasRunning = (await this.qmp.queryStatus()) === 'running';
+    try {
+      await this.qmp.runJob('snapshot-load', { 'job-id': `load-${tag}`, tag, vmstate: 'disk0', devices: ['disk0'] });
+    } finally {
+      // QEMU stops the VM for the load and only restarts it on success; a failed load must not
+      // leave a running task frozen.
+      if (wasRunning && !this.hasExited && (await this.qmp.queryStatus()) !== 'running') await this.qmp.execute('cont');
+      this.qga.invalidate();
+    }
   }
 
   async deleteSnapshot(tag: string): Promise<void> {

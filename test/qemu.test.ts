@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOverlay, killOrphanVm, listSnapshots, PIDFILE, QemuVm, qemuArgs, startVm } from '../src/manager/qemu.js';
+import { parseVmConfig, type VmConfig } from '../src/manager/vm-config.js';
+import { platformConfig, qemuPidsTagged, sha256File } from './qemu-fixture.js';
+
+/**
+ * The QEMU driver, QMP and guest-agent clients against a real QEMU (TCG) booting the real reference
+ * image. One VM is shared by the sequential tests of the first block to keep the file fast (~3.5 s per boot).
+ */
+const TAG = `qemutest-${process.pid}`;
+let config: VmConfig;
+let baseSha: string;
+let dir: string;
+
+beforeAll(async () => {
+  config = await platformConfig();
+  baseSha = sha256File(config.baseDisk);
+  dir = mkdtempSync(path.join(os.tmpdir(), 'altplat-qemutest-'));
+});
+
+afterAll(() => {
+  expect(qemuPidsTagged(TAG)).toEqual([]);
+  expect(sha256File(config.baseDisk)).toBe(baseSha);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('vm_config.xml', () => {
+  const base = '/plat';
+  const xml = (extra: string) => `<qemu_vm><kernel>image/vmlinuz</kernel><initrd>image/i.gz</initrd><base_disk>image/b.qcow2</base_disk>${extra}</qemu_vm>`;
+  it('resolves paths inside the platform folder and applies defaults', () => {
+    const c = parseVmConfig(xml(''), base);
+    expect(c.kernel).toBe('/plat/image/vmlinuz');
+    expect(c).toMatchObject({ memoryMb: 256, cpus: 1, accel: 'auto', machine: 'q35', guestDir: '/work/job' });
+  });
+  it('refuses paths leaving the folder, bad numbers and unknown accelerators with named errors', () => {
+    expect(() => parseVmConfig(xml('').replace('image/vmlinuz', '../../etc/passwd'), base)).toThrow(expect.objectContaining({ code: 'VMCONFIG_BAD_PATH' }));
+    expect(() => parseVmConfig(xml('<memory_mb>lots</memory_mb>'), base)).toThrow(expect.objectContaining({ code: 'VMCONFIG_BAD_VALUE' }));
+    expect(() => parseVmConfig(xml('<accel>hvf</accel>'), base)).toThrow(expect.objectContaining({ code: 'VMCONFIG_BAD_VALUE' }));
+    expect(() => parseVmConfig('<qemu_vm><kernel>k</kernel></qemu_vm>', base)).toThrow(expect.objectContaining({ code: 'VMCONFIG_MISSING_ELEMENT' }));
+  });
+  it('builds a headless command line without a NIC unless asked, with the read-only base under the task overlay', () => {
+    const c = parseVmConfig(xml(''), base);
+    const args = qemuArgs({ config: c, runDir: '/slot', overlay: '/slot/o.qcow2', task: 't1', accel: 'tcg' }, '/tmp/s').join(' ');
+    expect(args).toContain('-nodefaults');
+    expect(args).toContain('-display none');
+    expect(args).not.toContain('-nic');
+    expect(args).toMatch(/filename=\/plat\/image\/b\.qcow2,node-name=base-file,read-only=on/);
+    expect(args).toContain('node-name=disk0,backing=base');
+    const withNet = qemuArgs({ config: c, runDir: '/slot', overlay: '/slot/o.qcow2', task: 't1', accel: 'tcg', network: true }, '/tmp/s');
+    expect(withNet).toContain('-nic');
+  });
+});
+
+describe('a real VM (TCG)', () => {
+  let vm: QemuVm;
+  const overlay = () => path.join(dir, 'task.qcow2');
+
+  it('boots the reference image to a ready guest agent, owned through a tagged pidfile', async () => {
+    await createOverlay(overlay(), config.baseDisk);
+    const r = await startVm({ config: { ...config, accel: 'tcg' }, runDir: dir, overlay: overlay(), task: TAG });
+    vm = r.vm;
+    expect(r.bootMs).toBeGreaterThan(0);
+    const pidfile = JSON.parse(readFileSync(path.join(dir, PIDFILE), 'utf8'));
+    expect(pidfile).toMatchObject({ pid: vm.pid, task: TAG });
+    expect(qemuPidsTagged(TAG)).toEqual([vm.pid]);
+    expect(await vm.status()).toBe('running');
+  });
+
+  it('runs guest programs with arguments and reports exit codes and stderr', async () => {
+    const st = await vm.qga.run('/bin/sh', ['-c', 'echo "$1|$2"; mount | grep " /work "', 'sh', "it's", 'a b']);
+    expect(st.stdout!.toString()).toMatch(/^it's\|a b\n\/dev\/vda on \/work type ext4/);
+    const pid = await vm.qga.exec('/bin/sh', { args: ['-c', 'echo oops >&2; exit 3'] });
+    const done = await vm.qga.waitExec(pid);
+    expect(done).toMatchObject({ exited: true, exitCode: 3 });
+    expect(done.stderr!.toString()).toBe('oops\n');
+  });
+
+  it('copies files in and out in chunks, byte for byte', async () => {
+    const data = randomBytes(2.5 * (1 << 20));
+    const src = path.join(dir, 'in.bin');
+    writeFileSync(src, data);
+    expect(await vm.qga.pushFile(src, '/work/job/in.bin', 0o640)).toBe(data.length);
+    const mode = await vm.qga.run('/bin/stat', ['-c', '%a', '/work/job/in.bin']);
+    expect(mode.stdout!.toString().trim()).toBe('640');
+    await vm.qga.pullFile('/work/job/in.bin', path.join(dir, 'out.bin'));
+    expect(readFileSync(path.join(dir, 'out.bin')).equals(data)).toBe(true);
+    await expect(vm.qga.readFile('/work/job/in.bin', 1000)).rejects.toMatchObject({ code: 'QGA_FILE_TOO_LARGE' });
+  });
+
+  it('names the failed command and QEMU\'s answer in its errors', async () => {
+    await expect(vm.qga.readFile('/no/such/file')).rejects.toMatchObject({
+      code: 'QGA_COMMAND_FAILED', message: expect.stringMatching(/guest-file-open.*No such file/),
+    });
+    await expect(vm.qmp.execute('no-such-command')).rejects.toMatchObject({
+      code: 'QMP_COMMAND_FAILED', message: expect.stringMatching(/'no-such-command'.*CommandNotFound/),
+    });
+    // HMP reports failure inside a successful QMP reply.
+    await expect(vm.qmp.hmp('loadvm no-such-snapshot')).rejects.toMatchObject({ code: 'QMP_HMP_ERROR' });
+    // (HMP loadvm stops the VM and restarts it only on success)
+    await vm.resume();
+    await expect(vm.loadSnapshot('nope')).rejects.toMatchObject({ code: 'QMP_JOB_FAILED', message: expect.stringContaining('snapshot-load') });
+    expect(await vm.status()).toBe('running');
+    // The agent still answers afterwards.
+    await vm.qga.ping();
+  });
+
+  it('stop freezes the guest and cont lets it go on', async () => {
+    const pid = await vm.qga.exec('/bin/sh', { args: ['-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; usleep 50000; done'], captureOutput: false });
+    expect(pid).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 500));
+    const before = Number((await vm.qga.readFile('/tmp/count')).toString());
+    await vm.pause();
+    expect(await vm.status()).toBe('paused');
+    const cpu0 = await vm.cpuSeconds();
+    await new Promise((r) => setTimeout(r, 800));
+    await vm.resume();
+    const a = Number((await vm.qga.readFile('/tmp/count')).toString());
+    // Guest time did not run while paused: right after cont the counter is where it was.
+    await new Promise((r) => setTimeout(r, 600));
+    const b = Number((await vm.qga.readFile('/tmp/count')).toString());
+    expect(before).toBeGreaterThan(0);
+    // 0.8 s paused would be ~16 iterations of the loop; frozen, it moved by at most the read's own time.
+    expect(a - before).toBeLessThanOrEqual(3);
+    expect(b).toBeGreaterThan(a);
+    expect(await vm.cpuSeconds()).toBeGreaterThanOrEqual(cpu0);
+  });
+
+  it('snapshot-save/-load roll RAM and disk back together, and a new QEMU process restores it', async () => {
+    await vm.qga.writeFile('/work/job/before.txt', Buffer.from('kept'));
+    await vm.qga.writeFile('/tmp/ram-before.txt', Buffer.from('kept'));
+    await vm.saveSnapshot('ck1');
+    expect(await listSnapshots(overlay())).toContain('ck1');
+    await vm.qga.writeFile('/work/job/after.txt', Buffer.from('lost'));
+    await vm.qga.writeFile('/tmp/ram-after.txt', Buffer.from('lost'));
+    await vm.loadSnapshot('ck1');
+    const ls = (await vm.qga.run('/bin/ls', ['/work/job', '/tmp'])).stdout!.toString();
+    expect(ls).toContain('before.txt');
+    expect(ls).toContain('ram-before.txt');
+    expect(ls).not.toContain('after.txt');
+    // A fresh process with the same command line plus -loadvm continues from the snapshot.
+    await vm.quit();
+    expect(existsSync(path.join(dir, PIDFILE))).toBe(false);
+    const r = await startVm({ config: { ...config, accel: 'tcg' }, runDir: dir, overlay: overlay(), task: TAG, loadvm: 'ck1' });
+    vm = r.vm;
+    expect((await vm.qga.readFile('/tmp/ram-before.txt')).toString()).toBe('kept');
+    await expect(vm.qga.readFile('/tmp/ram-after.txt')).rejects.toMatchObject({ code: 'QGA_COMMAND_FAILED' });
+    await vm.deleteSnapshot('ck1');
+    expect(await listSnapshots(overlay())).not.toContain('ck1');
+  });
+
+  it('finds and ends a VM left behind by a crashed manager, only for its own task', async () => {
+    // As if the manager had died: the pidfile stays, the process runs on.
+    expect(await killOrphanVm(dir, 'some-other-task')).toBeUndefined();
+    expect(qemuPidsTagged(TAG)).toEqual([vm.pid]);
+    // (the pidfile of the other task's query was consumed; write ours back as the crashed manager left it)
+    writeFileSync(path.join(dir, PIDFILE), JSON.stringify({ pid: vm.pid, task: TAG, socketDir: vm.socketDir, startedAt: '' }));
+    expect(await killOrphanVm(dir, TAG)).toBe(vm.pid);
+    expect((await vm.exited).signal).toBe('SIGKILL');
+    expect(qemuPidsTagged(TAG)).toEqual([]);
+    await vm.kill(); // releases the client side; idempotent once exited
+  });
+
+  it('powers off cleanly through the guest agent', async () => {
+    const r = await startVm({ config: { ...config, accel: 'tcg' }, runDir: dir, overlay: overlay(), task: TAG });
+    const exit = await r.vm.powerOff();
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(r.vm.qmp.seenEvents().some((e) => e.event === 'SHUTDOWN' && e.data.reason === 'guest-shutdown')).toBe(true);
+    expect(existsSync(path.join(dir, PIDFILE))).toBe(false);
+    expect(existsSync(r.vm.socketDir)).toBe(false);
+  });
+
+  it('classifies a guest that cannot boot: kernel panic seen on the console', async () => {
+    // No initramfs and no root: the kernel panics ("VFS: Unable to mount root fs"); panic=-1 would
+    // reboot, and -no-reboot turns that into an exit, which is classified from the console as well.
+    writeFileSync(path.join(dir, 'empty.cpio'), '');
+    const broken = { ...config, accel: 'tcg' as const, initrd: path.join(dir, 'empty.cpio'), bootTimeoutSec: 60 };
+    await expect(startVm({ config: broken, runDir: dir, overlay: overlay(), task: TAG }))
+      .rejects.toMatchObject({ code: 'VM_KERNEL_PANIC' });
+    expect(qemuPidsTagged(TAG)).toEqual([]);
+  });
+
+  it('classifies QEMU refusing to start (VM_EXITED with its message)', async () => {
+    const bad = { ...config, accel: 'tcg' as const, machine: 'no-such-machine' };
+    await expect(startVm({ config: bad, runDir: dir, overlay: overlay(), task: TAG }))
+      .rejects.toMatchObject({ code: 'VM_EXITED', message: expect.stringContaining('unsupported machine type') });
+    expect(existsSync(path.join(dir, PIDFILE))).toBe(false);
+  });
+});
