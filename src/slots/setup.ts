@@ -56,7 +56,8 @@ export async function checkInputs(projectDir: string, a: Assignment): Promise<vo
  * which makes a half-done setup safe to repeat. `boinc_setup_complete` marks the end; if it is there
  * already, nothing is done (the restart case). Inputs are checked against nbytes/md5 first.
  */
-export async function setupSlot(slotDir: string, projectDir: string, a: Assignment): Promise<{ skipped: boolean }> {
+export async function setupSlot(slotDir: string, projectDir: string, a: Assignment,
+  hooks: { afterFile?: (openName: string) => void } = {}): Promise<{ skipped: boolean }> {
   if (await exists(path.join(slotDir, SETUP_COMPLETE_FILE))) return { skipped: true };
   await checkInputs(projectDir, a);
   const refs: Array<{ ref: ReplyFileRef; output: boolean }> = [
@@ -77,6 +78,7 @@ export async function setupSlot(slotDir: string, projectDir: string, a: Assignme
     } else {
       await writeFileAtomic(dest, softLinkText(a.masterUrl, ref.fileName));
     }
+    hooks.afterFile?.(ref.openName);
   }
   // stderr.txt exists from the start so a manager that dies before writing still leaves a (empty) log.
   await fsp.appendFile(path.join(slotDir, STDERR_FILE), '');

@@ -4,6 +4,7 @@ import { AltplatError, errnoCode } from '../errors.js';
 import type { Assignment } from '../scheduler/reply-types.js';
 import type { SharedFileStamp } from '../slots/working-copy.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import type { ExitDecision } from './exit-rules.js';
 import type { ResultReport } from './report.js';
 
 export const JOURNAL_FILE = 'tasks.json';
@@ -37,6 +38,9 @@ export interface TaskRecord {
   elapsed: number;
   /** Set when the task was quit (by `altplat task quit` or SIGINT): resumable by the next run. */
   quitRequested?: boolean;
+  /** How the last run ended when it ended the task (journaled at 'exited'), so recovery never relaunches it. */
+  decision?: Exclude<ExitDecision, { kind: 'restart' }>;
+  finishMessage?: string;
   /** Final report, written at 'finished' and kept forever so the task never runs again. */
   report?: ResultReport;
   updatedAt: string;

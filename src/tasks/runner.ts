@@ -304,7 +304,7 @@ export class TaskLifecycle extends EventEmitter {
       const slotDir = this.paths.slotDir(r.rec.slot!);
       if (!atLeast(r.rec.step, 'slot_ready')) {
         await fsp.mkdir(slotDir, { recursive: true });
-        await setupSlot(slotDir, projectDir, a);
+        await setupSlot(slotDir, projectDir, a, { afterFile: () => this.crashPoint('setup_partial') });
         await this.step(r, 'slot_ready');
       }
       if (a.kind === 'alt') {
@@ -317,6 +317,7 @@ export class TaskLifecycle extends EventEmitter {
               message: `alternate platform ${a.platform} is no longer available` }, 'PLATFORM_UNAVAILABLE');
           }
           const wc = await createWorkingCopy(def, this.paths.altPlatformsWorking, this.paths.workingCopy(r.rec.slot!));
+          this.crashPoint('working_copy_unjournaled');
           await this.step(r, 'working_copy', { workingCopy: { dir: wc.dir, platformDir: wc.platformDir, shared: wc.shared } });
         }
       }
@@ -338,6 +339,7 @@ export class TaskLifecycle extends EventEmitter {
   private async execute(r: Running, slotDir: string, projectDir: string): Promise<ResultReport> {
     const a = r.rec.assignment;
     // A task whose manager finished while the client was dead: its finish file says how it ended.
+    if (r.rec.step === 'exited' && r.rec.decision) return this.finishWith(r, r.rec.decision, undefined, r.rec.finishMessage);
     if (r.rec.step === 'launched') {
       const finish = await readOptional(path.join(slotDir, FINISH_FILE));
       if (finish !== undefined) {
@@ -387,9 +389,10 @@ export class TaskLifecycle extends EventEmitter {
       this.emit('exit', { result: r.rec.resultName, decision, code: exit.code, signal: exit.signal });
       const elapsed = r.rec.elapsed + (this.clock() - startedAt) / 1000;
       if (decision.kind !== 'restart') {
-        await this.step(r, 'exited', { pid: undefined, pgid: undefined, elapsed });
         const finishText = await readOptional(path.join(slotDir, FINISH_FILE));
-        return this.finishWith(r, decision, undefined, finishText ? parseFinishFile(finishText).message : undefined);
+        const finishMessage = finishText ? parseFinishFile(finishText).message : undefined;
+        await this.step(r, 'exited', { pid: undefined, pgid: undefined, elapsed, decision, finishMessage });
+        return this.finishWith(r, decision, undefined, finishMessage);
       }
       await this.step(r, 'exited', {
         pid: undefined, pgid: undefined, elapsed, restarts: r.rec.restarts + 1,
@@ -520,8 +523,9 @@ export class TaskLifecycle extends EventEmitter {
     let outputs: ResultReport['outputs'] = [];
     let outputsBad = false;
     const userOrProjectAbort = d.kind === 'aborted' && (d.exitStatus === EXIT_ABORTED_VIA_GUI || d.exitStatus === 202);
-    if (slotDir && d.kind !== 'error' || (slotDir && d.kind === 'error' && d.state !== ProcessState.COULDNT_START)) {
-      await moveCopiedOutputs(slotDir!, projectDir, a);
+    if (slotDir && !(d.kind === 'error' && d.state === ProcessState.COULDNT_START)) {
+      await moveCopiedOutputs(slotDir, projectDir, a);
+      this.crashPoint('outputs_moved');
     }
     if (!userOrProjectAbort && (d.kind === 'success' || (d.kind === 'error' && d.state !== ProcessState.COULDNT_START) || d.kind === 'aborted')) {
       const checked = await checkOutputs(projectDir, a);
