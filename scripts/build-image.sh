@@ -43,26 +43,28 @@ done
 mkdir -p "$CACHE" "$BUILD"
 
 step "resolving the cloud kernel ABI"
-KPKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+# (no early `exit` in awk or `head` after a producer: with pipefail, SIGPIPE would fail the build)
+KPKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !k {k = $2} END {print k}')
 [ -n "$KPKG" ] || die "cannot resolve linux-image-cloud-amd64's kernel package (apt-get update?)"
 KV=${KPKG#linux-image-}
 
 # Exact versions of everything that goes into the image; with the scripts, the stamp of this build.
-pkg_version() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }
+pkg_version() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && !v {v = $2} END {print v}'; }
 # qemu-ga's libraries: found from the binary's NEEDED entries below; the packages are those that ship
 # the same sonames on this Debian release.
 LIBPKGS=()
 resolve_lib_pkgs() {
-  local bin=/usr/sbin/qemu-ga seen="" queue needed so path pkg
+  local bin=/usr/sbin/qemu-ga seen="" queue needed so path pkg ldcache
+  ldcache=$(ldconfig -p)
   queue=$(readelf -d "$bin" | awk '/NEEDED/ {gsub(/[\[\]]/, "", $5); print $5}')
   while [ -n "$queue" ]; do
     so=${queue%%$'\n'*}; [ "$queue" = "$so" ] && queue="" || queue=${queue#*$'\n'}
     case " $seen " in *" $so "*) continue ;; esac
     seen="$seen $so"
-    path=$(ldconfig -p | awk -v so="$so" '$1 == so && /x86-64/ {print $NF; exit}')
+    path=$(printf '%s\n' "$ldcache" | awk -v so="$so" '$1 == so && /x86-64/ && !p {p = $NF} END {print p}')
     [ -n "$path" ] || die "qemu-ga needs $so, which this host does not have"
-    pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) || true
-    [ -n "$pkg" ] || pkg=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1)
+    pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | awk -F: 'NR == 1 {print $1}') || true
+    [ -n "$pkg" ] || pkg=$(dpkg -S "$path" 2>/dev/null | awk -F: 'NR == 1 {print $1}') || true
     [ -n "$pkg" ] || die "no Debian package owns $path"
     case " ${LIBPKGS[*]-} " in *" $pkg "*) ;; *) LIBPKGS+=("$pkg") ;; esac
     needed=$(readelf -d "$(readlink -f "$path")" | awk '/NEEDED/ {gsub(/[\[\]]/, "", $5); print $5}')
@@ -113,7 +115,7 @@ X="$BUILD/extract"
 rm -rf "$X"; mkdir -p "$X"
 for p in "${PKGS[@]}"; do
   v=$(printf '%s' "$MANIFEST" | awk -F= -v p="$p" '$1 == p {print $2}')
-  dpkg-deb -x "$(ls "$CACHE/${p}_${v//:/%3a}_"*.deb | head -1)" "$X/$p"
+  dpkg-deb -x "$(ls "$CACHE/${p}_${v//:/%3a}_"*.deb | awk 'NR == 1')" "$X/$p"
 done
 KROOT="$X/$KPKG"
 [ -f "$KROOT/boot/vmlinuz-$KV" ] || die "kernel package has no boot/vmlinuz-$KV"
@@ -128,7 +130,7 @@ for app in $("$R/bin/busybox" --list-full); do
   [ -e "$R/$app" ] || [ -L "$R/$app" ] || ln -s /bin/busybox "$R/$app"
 done
 for m in "${MODULES[@]}"; do
-  f=$(find "$KROOT/lib/modules/$KV" -name "$m.ko" | head -1)
+  f=$(find "$KROOT/lib/modules/$KV" -name "$m.ko" | awk 'NR == 1')
   [ -n "$f" ] || die "kernel module $m.ko not in $KPKG"
   cp "$f" "$R/lib/modules/$m.ko"
 done

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadVmConfig, type VmConfig } from '../src/manager/vm-config.js';
@@ -39,4 +39,158 @@ export function qemuPidsTagged(tagPart: string): number[] {
     } catch { /* exited meanwhile */ }
   }
   return pids;
+}
+
+const PI_SOURCE = path.join(REPO, 'test', 'paper', 'pi.c');
+/** The paper's two builds: x86-64 -O3 (SSE math) and i686 -O3 with x87 math; both static. */
+export const PI_BUILDS = {
+  sse: { platform: 'x86_64-pc-linux-gnu', flags: ['-O3', '-static'], expected: '3.140592575' },
+  x87: { platform: 'i686-pc-linux-gnu', flags: ['-m32', '-O3', '-mfpmath=387', '-static'], expected: '3.140592860' },
+} as const;
+
+/** Compiles test/paper/pi.c (cached under .cache/pi by source hash and flags). */
+export function buildPi(kind: keyof typeof PI_BUILDS): string {
+  const flags = PI_BUILDS[kind].flags;
+  const src = readFileSync(PI_SOURCE);
+  const key = createHash('sha256').update(src).update(flags.join(' ')).digest('hex').slice(0, 16);
+  const out = path.join(REPO, '.cache', 'pi', `pi_${kind}_${key}`);
+  if (!existsSync(out)) {
+    mkdirSync(path.dirname(out), { recursive: true });
+    execFileSync('gcc', [...flags, '-o', `${out}.tmp`, PI_SOURCE]);
+    renameSync(`${out}.tmp`, out);
+  }
+  return out;
+}
+
+/** Copies a built reference platform folder into `<dataDir>/alt_platforms/<name>` (what `altplat install` does). */
+export function installReferencePlatform(dataDir: string, name: string): string {
+  ensureImage();
+  const src = path.join(REPO, 'alt_platforms', name);
+  const dest = path.join(dataDir, 'alt_platforms', name);
+  mkdirSync(path.join(dest, 'image'), { recursive: true });
+  const xml = readFileSync(path.join(src, 'alt_platform.xml'), 'utf8');
+  for (const m of xml.matchAll(/<name>([^<]+)<\/name>\s*<nbytes>/g)) {
+    copyFileSync(path.join(src, m[1]!), path.join(dest, m[1]!));
+    chmodSync(path.join(dest, m[1]!), statSync(path.join(src, m[1]!)).mode & 0o777);
+  }
+  copyFileSync(path.join(src, 'alt_platform.xml'), path.join(dest, 'alt_platform.xml'));
+  return dest;
+}
+
+export interface QemuJobSpec {
+  result: string;
+  platform: string;
+  /** The research program (main program of the app version). */
+  program: Buffer;
+  commandLine?: string;
+  inputs?: Array<{ openName: string; content: Buffer }>;
+  /** Output open names; 'stdout.txt' receives the program's standard output. */
+  outputs?: string[];
+  rscFpopsEst?: number;
+}
+
+export const QEMU_MASTER_URL = 'https://example.org/vmtest/';
+export const QEMU_PROJECT = 'example.org_vmtest';
+
+/** A scheduler reply (file_infos before their users, as BOINC's server writes it) and its files. */
+export function makeQemuReply(jobs: QemuJobSpec[]): { xml: string; files: Record<string, Buffer> } {
+  const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+  const files: Record<string, Buffer> = {};
+  const parts = [`<scheduler_reply>
+<scheduler_version>803</scheduler_version>
+<master_url>${QEMU_MASTER_URL}</master_url>
+<project_name>VM test</project_name>
+<app>
+    <name>vmt</name>
+    <user_friendly_name>VM test app</user_friendly_name>
+</app>`];
+  const versions = new Map<string, Buffer>();
+  for (const j of jobs) versions.set(j.platform, j.program);
+  let v = 100;
+  const vnum = new Map<string, number>();
+  for (const [platform, program] of versions) {
+    v++;
+    vnum.set(platform, v);
+    const fname = `vmt_${v}_${platform}`;
+    files[fname] = program;
+    parts.push(`<file_info>
+    <name>${fname}</name>
+    <url>https://example.org/vmtest/download/${fname}</url>
+    <executable/>
+    <md5_cksum>${md5(program)}</md5_cksum>
+    <nbytes>${program.length}</nbytes>
+</file_info>
+<app_version>
+    <app_name>vmt</app_name>
+    <version_num>${v}</version_num>
+    <api_version>8.0.0</api_version>
+    <file_ref>
+        <file_name>${fname}</file_name>
+        <main_program/>
+    </file_ref>
+    <platform>${platform}</platform>
+    <avg_ncpus>1.000000</avg_ncpus>
+    <flops>1000000000.000000</flops>
+</app_version>`);
+  }
+  for (const j of jobs) {
+    const refs: string[] = [];
+    for (const inp of j.inputs ?? []) {
+      const fname = `${j.result}_${inp.openName}`;
+      files[fname] = inp.content;
+      parts.push(`<file_info>
+    <name>${fname}</name>
+    <url>https://example.org/vmtest/download/${fname}</url>
+    <md5_cksum>${md5(inp.content)}</md5_cksum>
+    <nbytes>${inp.content.length}</nbytes>
+</file_info>`);
+      refs.push(`    <file_ref>
+        <file_name>${fname}</file_name>
+        <open_name>${inp.openName}</open_name>
+    </file_ref>`);
+    }
+    parts.push(`<workunit>
+    <rsc_fpops_est>${j.rscFpopsEst ?? 1e10}</rsc_fpops_est>
+    <name>${j.result}_wu</name>
+    <app_name>vmt</app_name>
+<command_line>
+${j.commandLine ?? ''}
+</command_line>
+${refs.join('\n')}
+</workunit>`);
+    const outs = (j.outputs ?? ['stdout.txt']).map((o) => ({ open: o, file: `${j.result}_${o.replace(/[^A-Za-z0-9]/g, '_')}` }));
+    for (const o of outs) {
+      parts.push(`<file_info>
+    <name>${o.file}</name>
+    <generated_locally/>
+    <upload_when_present/>
+    <max_nbytes>10000000</max_nbytes>
+    <url>https://example.org/vmtest_cgi/file_upload_handler</url>
+</file_info>`);
+    }
+    parts.push(`<result>
+<report_deadline>1900000000</report_deadline>
+<wu_name>${j.result}_wu</wu_name>
+<name>${j.result}</name>
+${outs.map((o) => `    <file_ref>
+        <file_name>${o.file}</file_name>
+        <open_name>${o.open}</open_name>
+    </file_ref>`).join('\n')}
+    <platform>${j.platform}</platform>
+    <version_num>${vnum.get(j.platform)}</version_num>
+    <plan_class></plan_class>
+</result>`);
+  }
+  parts.push('</scheduler_reply>\n');
+  return { xml: parts.join('\n'), files };
+}
+
+/** Writes a reply and its files (`<dir>/files`, for `altplat run --files`). */
+export function writeQemuReply(dir: string, reply: { xml: string; files: Record<string, Buffer> }, name = 'reply.xml'): { replyFile: string; filesDir: string } {
+  const filesDir = path.join(dir, 'files');
+  mkdirSync(filesDir, { recursive: true });
+  for (const [n, b] of Object.entries(reply.files)) writeFileSync(path.join(filesDir, n), b, { mode: 0o755 });
+  const replyFile = path.join(dir, name);
+  writeFileSync(replyFile, reply.xml);
+  return { replyFile, filesDir };
 }

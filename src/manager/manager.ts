@@ -206,7 +206,7 @@ export class Manager {
         const own = await this.guard(readGuestFraction(vm.qga, this.config.guestDir));
         const elapsed = this.state.elapsedAtCheckpoint + this.runSecs;
         app.fractionDone(own ?? (estimate > 0 ? Math.min(0.99, elapsed / estimate) : 0));
-        const period = app.standalone ? 0 : app.checkpointPeriod;
+        const period = checkpointPeriodSec(app);
         if (period > 0 && now - this.lastCheckpointAt >= period * 1000) await this.checkpoint();
       }
       await this.sleep(TICK_MS);
@@ -274,6 +274,16 @@ export class Manager {
       this.vm = undefined;
     }
   }
+}
+
+/**
+ * Seconds between checkpoints: init_data.xml's checkpoint_period (the volunteer's "at most every N
+ * seconds" preference), unless ALTPLAT_CHECKPOINT_PERIOD overrides it (tests and the demo use short ones).
+ */
+function checkpointPeriodSec(app: BoincApp): number {
+  const env = Number(process.env.ALTPLAT_CHECKPOINT_PERIOD);
+  if (Number.isFinite(env) && env > 0) return env;
+  return app.standalone ? 0 : app.checkpointPeriod;
 }
 
 class VmDied extends Error {}
