@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildBoincProgram } from './helpers/boinc-c.js';
+import { installAltPlatform, makeReply, PROJECT, tempDataDir, writeReply } from './lifecycle-helpers.js';
+
+const CLI = path.resolve('dist/src/cli/main.js');
+const LINUX = 'x86_64-pc-linux-gnu';
+
+interface CliRun { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+function startCli(args: string[]): { child: ChildProcess; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ALTPLAT_POLL_MS: '50' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => { stdout += d; });
+  child.stderr!.on('data', (d) => { stderr += d; });
+  const done = new Promise<CliRun>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  return { child, done };
+}
+const runCli = (args: string[]) => startCli(args).done;
+
+/** Wait until the journal says the task's manager is running, then a little longer. */
+async function whenLaunched(dataDir: string, name: string, extraMs = 300): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const text = await fsp.readFile(path.join(dataDir, 'altplat', 'tasks.json'), 'utf8').catch(() => '');
+    const t = text ? JSON.parse(text).tasks.find((x: { resultName: string }) => x.resultName === name) : undefined;
+    if (t?.step === 'launched') { await new Promise((r) => setTimeout(r, extraMs)); return; }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`task ${name} never launched`);
+}
+
+let app: string;
+beforeAll(async () => {
+  await fsp.access(CLI);
+  app = await buildBoincProgram(path.resolve('test/c/lifecycle_app.c'));
+});
+
+describe('altplat run', () => {
+  it('--json has the documented shape; a host-platform result runs its main program directly', async () => {
+    const dataDir = await tempDataDir();
+    const reply = makeReply({ platform: LINUX, mainProgram: await fsp.readFile(app), results: [{ name: 'n1', input: 'success 2' }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout);
+    expect(Object.keys(json)).toEqual(['results']);
+    const res = json.results[0];
+    expect(res).toMatchObject({ name: 'n1', platform: LINUX, kind: 'native', slot: 0, outcome: 'success', exitStatus: 0 });
+    for (const k of ['name', 'platform', 'slot', 'outcome', 'exitStatus', 'outputs', 'stderr', 'elapsed']) expect(res).toHaveProperty(k);
+    expect(res.outputs[0]).toEqual({ name: 'n1_out', path: path.join(dataDir, 'projects', PROJECT, 'n1_out'), nbytes: 23, md5: expect.any(String), status: 0 });
+    // Natively there is no manager: argv is the task's command line (workunit + app version).
+    expect(res.stderr).toContain('arg 1: --rounds\narg 2: 3\n');
+    expect(res.stderr).not.toContain('--working-dir');
+  });
+
+  it('rejected results carry a reason; missing inputs are a named error; the exit code is 1', async () => {
+    const dataDir = await tempDataDir();
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, path.resolve('fixtures/replies/unsupported-platform/reply.xml')]);
+    expect(r.code).toBe(1);
+    const byName = Object.fromEntries(JSON.parse(r.stdout).results.map((x: { name: string }) => [x.name, x]));
+    expect(byName.r_sparc).toMatchObject({ outcome: 'rejected', code: 'REPLY_NO_APP_VERSION', slot: null });
+    expect(byName.r_missing_wu).toMatchObject({ outcome: 'rejected', code: 'REPLY_MISSING_WORKUNIT' });
+    // Its files were never supplied (no --files, nothing downloaded): the task cannot start.
+    expect(byName.r_default_platform).toMatchObject({ outcome: 'compute_error', code: 'INPUT_MISSING', exitStatus: -186 });
+    expect(await fsp.readdir(path.join(dataDir, 'slots')).catch(() => [])).toEqual([]); // no slot was taken
+  });
+
+  it('human-readable report and usage errors (exit 2)', async () => {
+    const dataDir = await tempDataDir();
+    const ok = await runCli(['run', '--data-dir', dataDir, '--host-platform', LINUX, '--files', path.resolve('fixtures/replies/basic/files'), path.resolve('fixtures/replies/basic/reply.xml')]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^sum_wu_0007_r19_0: success, exit status 0, platform x86_64-pc-linux-gnu \(native\), slot 0/);
+    expect(await fsp.readFile(path.join(dataDir, 'projects/example.org_demo/sum_wu_0007_r19_0'), 'utf8')).toBe('sum of squares: 30 (args: --rounds 10 --fast)\n');
+    expect((await runCli(['run', '--data-dir', dataDir, '--max-tasks', '0', 'x.xml'])).code).toBe(2);
+    expect((await runCli(['task', '--data-dir', dataDir, 'explode', 'x'])).code).toBe(2);
+    const noRunner = await runCli(['task', '--data-dir', dataDir, 'quit', 'x']);
+    expect(noRunner.code).toBe(1);
+    expect(noRunner.stderr).toContain('TASK_NO_RUNNER');
+    const badReply = await runCli(['run', '--data-dir', dataDir, path.resolve('package.json')]);
+    expect(badReply.code).toBe(1);
+    expect(badReply.stderr).toContain('REPLY_NOT_WELL_FORMED');
+  });
+});
+
+describe('stopping tasks', () => {
+  it('SIGINT quits every task cleanly; the next run resumes it from its checkpoint', async () => {
+    const dataDir = await tempDataDir();
+    await installAltPlatform(dataDir, { name: LINUX, manager: app });
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 's1', input: 'success 40' }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const args = ['run', '--json', '--data-dir', dataDir, '--host-platform', 'windows_x86_64', '--files', filesDir, replyFile];
+    const first = startCli(args);
+    await whenLaunched(dataDir, 's1', 600);
+    first.child.kill('SIGINT');
+    const r1 = await first.done;
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(JSON.parse(r1.stdout).results[0]).toMatchObject({ name: 's1', outcome: 'quit', reason: 'client exiting' });
+    const r2 = await runCli(args);
+    const res = JSON.parse(r2.stdout).results[0];
+    expect(res).toMatchObject({ outcome: 'success', restarts: 1 });
+    expect(res.stderr).toContain('run 2');
+    expect(await fsp.readFile(path.join(dataDir, 'projects', PROJECT, 's1_out'), 'utf8')).toBe('done 40 steps in 2 runs\n');
+  });
+
+  it('altplat task suspend/resume/quit: a task quit this way is not restarted in the same run', async () => {
+    const dataDir = await tempDataDir();
+    await installAltPlatform(dataDir, { name: LINUX, manager: app });
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 't1', input: 'success 60' }, { name: 't2', input: 'success 1' }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const run = startCli(['run', '--json', '--data-dir', dataDir, '--host-platform', 'windows_x86_64', '--files', filesDir, replyFile]);
+    await whenLaunched(dataDir, 't1');
+    const task = (op: string) => runCli(['task', '--data-dir', dataDir, op, 't1']);
+    const s = await task('suspend');
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stdout).toBe('t1: suspend requested (state SUSPENDED)\n');
+    expect((await task('resume')).stdout).toContain('state EXECUTING');
+    expect((await task('quit')).stdout).toContain('state QUIT_PENDING');
+    const r = await run.done;
+    const byName = Object.fromEntries(JSON.parse(r.stdout).results.map((x: { name: string }) => [x.name, x]));
+    expect(byName.t1).toMatchObject({ outcome: 'quit', reason: 'quit by altplat task' });
+    expect(byName.t2).toMatchObject({ outcome: 'success' });
+    expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual(['0']); // t1's slot, kept for resuming
+  });
+});
