@@ -19,3 +19,24 @@ export { resolveFilename } from './ipc/resolve.js';
 export { formatE, formatF } from './ipc/cformat.js';
 export { JOB_FILE, parseJob, readJobFile, writeJobFile, serializeJob } from './job/jobfile.js';
 export type { JobDescription, JobFileRef, JobOutputRef } from './job/jobfile.js';
+// lifecycle (issue 3): scheduler reply → slot → working copy → manager → exit rules → outputs → cleanup
+export { TaskLifecycle, TASK_POLL_MS } from './tasks/runner.js';
+export type { LifecycleOptions, RunInput, RunResult, ProgressEvent, PlatformsView } from './tasks/runner.js';
+export type { ResultReport, Outcome } from './tasks/report.js';
+export { parseSchedulerReply, readSchedulerReply, badFileName } from './scheduler/reply.js';
+export type {
+  ParsedReply, Assignment, Rejection, ReplyFileInfo, ReplyFileRef, ReplyApp, ReplyAppVersion, ReplyWorkunit, ReplyResult, RunKind,
+} from './scheduler/reply-types.js';
+export type { ReplyPlatforms } from './scheduler/reply.js';
+export { decideExit, parseTemporaryExitFile, parseFinishFile, ERR_TOO_MANY_EXITS, EXIT_ABORTED_VIA_GUI } from './tasks/exit-rules.js';
+export type { ExitFacts, ExitDecision, TemporaryExit } from './tasks/exit-rules.js';
+export { sendTaskCommand, CONTROL_SOCKET } from './tasks/control-socket.js';
+export type { TaskOp, TaskRequest, TaskResponse } from './tasks/control-socket.js';
+export { Journal, JOURNAL_FILE } from './tasks/journal.js';
+export type { TaskRecord, TaskStep } from './tasks/journal.js';
+export type { Spawner } from './tasks/launch.js';
+export { setupSlot, softLinkText, checkInputs } from './slots/setup.js';
+export { createWorkingCopy, changedSharedOriginals, removeWorkingCopy } from './slots/working-copy.js';
+export type { WorkingCopy, SharedFileStamp, ShareMethod } from './slots/working-copy.js';
+export { stageFiles, verifyProjectFile } from './slots/files.js';
+export { ERR_FILE_TOO_BIG, STDERR_TAIL_BYTES } from './slots/outputs.js';
