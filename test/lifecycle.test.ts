@@ -136,3 +136,25 @@ exit 0
     await assertClean(r);
   });
 });
+
+describe('a lifecycle failure', () => {
+  it('is reported with a code, loses nothing, and the next run carries the task on', async () => {
+    const dataDir = await tempDataDir();
+    const platformDir = await installAltPlatform(dataDir, { name: LINUX, manager: app });
+    const before = await treeStamp(platformDir);
+    // A file where the working-copy folder should be: staging cannot proceed.
+    await fsp.writeFile(path.join(dataDir, 'alt_platforms_working'), 'in the way');
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 'f1', input: 'success 1' }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const lc = () => new TaskLifecycle({ dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50 });
+    const first = await lc().run({ replyFile, filesDir });
+    expect(first.results[0]).toMatchObject({ name: 'f1', outcome: 'compute_error', code: 'EEXIST', slot: 0 });
+    expect(first.results[0].reason).toContain('retried by the next run');
+    expect(await fsp.readFile(path.join(dataDir, 'alt_platforms_working'), 'utf8')).toBe('in the way'); // not deleted
+    await fsp.rm(path.join(dataDir, 'alt_platforms_working'));
+    const second = await lc().run({ replyFile, filesDir });
+    expect(second.results[0]).toMatchObject({ name: 'f1', outcome: 'success', slot: 0 });
+    expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual([]);
+    expect(await treeStamp(platformDir)).toEqual(before);
+  });
+});

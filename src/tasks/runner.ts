@@ -234,7 +234,7 @@ export class TaskLifecycle extends EventEmitter {
     const workers = Math.max(1, this.opts.maxTasks ?? 1);
     const next = async (): Promise<void> => {
       for (let rec = queue.shift(); rec; rec = queue.shift()) {
-        const report = await this.runTask(rec);
+        const report = await this.runTask(rec).catch((e: unknown) => this.failedReport(rec!, e));
         reports.push(report);
         this.emit('report', report);
       }
@@ -264,7 +264,8 @@ export class TaskLifecycle extends EventEmitter {
       try {
         names = await fsp.readdir(root);
       } catch (e) {
-        if (errnoCode(e) !== 'ENOENT') throw e;
+        // Missing: nothing to sweep. Not a folder: not ours to delete; the task that needs it reports it.
+        if (errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR') throw e;
       }
       for (const n of names) if (!owned.has(n) && !keep(n)) await removeInside(root, path.join(root, n));
     }
@@ -302,11 +303,10 @@ export class TaskLifecycle extends EventEmitter {
         await this.step(r, 'slot_chosen', { slot: await this.chooseSlot() });
       }
       const slotDir = this.paths.slotDir(r.rec.slot!);
-      if (!atLeast(r.rec.step, 'slot_ready')) {
-        await fsp.mkdir(slotDir, { recursive: true });
-        await setupSlot(slotDir, projectDir, a, { afterFile: () => this.crashPoint('setup_partial') });
-        await this.step(r, 'slot_ready');
-      }
+      // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
+      await fsp.mkdir(slotDir, { recursive: true });
+      await setupSlot(slotDir, projectDir, a, { afterFile: () => this.crashPoint('setup_partial') });
+      if (!atLeast(r.rec.step, 'slot_ready')) await this.step(r, 'slot_ready');
       if (a.kind === 'alt') {
         const wcOk = r.rec.workingCopy !== undefined && atLeast(r.rec.step, 'working_copy')
           && await fsp.stat(r.rec.workingCopy.dir).then(() => true, () => false);
@@ -325,6 +325,22 @@ export class TaskLifecycle extends EventEmitter {
     } finally {
       this.running.delete(name);
     }
+  }
+
+  /**
+   * A task the lifecycle itself could not carry on (disk full, a folder it cannot write, …): its process
+   * group is killed, its journal record is left as it was, so the next run retries from that step.
+   */
+  private async failedReport(rec: TaskRecord, e: unknown): Promise<ResultReport> {
+    const current = this.journal.get(rec.resultName) ?? rec;
+    if (current.pgid) killGroup(current.pgid);
+    const a = current.assignment;
+    return {
+      name: current.resultName, platform: a.platform, kind: a.kind, slot: current.slot ?? null, outcome: 'compute_error',
+      exitStatus: null, outputs: [], stderr: '', elapsed: current.elapsed, restarts: current.restarts, warnings: [],
+      code: e instanceof AltplatError ? e.code : (errnoCode(e) ?? 'LIFECYCLE_ERROR'),
+      reason: `the task could not be carried on (it will be retried by the next run): ${(e as Error).message}`,
+    };
   }
 
   private quitReport(r: Running, reason: string): ResultReport {
