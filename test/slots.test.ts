@@ -201,3 +201,16 @@ describe('working copy (alt_platforms_working/slotN)', () => {
     expect(await fsp.readdir(p.altPlatformsWorking)).toEqual(['slot0']);
   });
 });
+
+describe('executables', () => {
+  it('an app file marked <executable/> gets its x bits in the project dir at setup', async () => {
+    const dataDir = await tempDataDir();
+    const a = await assignmentFor({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 'r1', input: 'x' }] }, dataDir);
+    const p = dataPaths(dataDir);
+    const main = path.join(p.projectDir(MASTER_URL), 'lc_app_100');
+    await fsp.chmod(main, 0o644); // as a client that downloaded it might leave it
+    await fsp.mkdir(p.slotDir(0), { recursive: true });
+    await setupSlot(p.slotDir(0), p.projectDir(MASTER_URL), a);
+    expect((await fsp.stat(main)).mode & 0o777).toBe(0o755);
+  });
+});

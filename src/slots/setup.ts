@@ -60,6 +60,14 @@ export async function setupSlot(slotDir: string, projectDir: string, a: Assignme
   hooks: { afterFile?: (openName: string) => void } = {}): Promise<{ skipped: boolean }> {
   if (await exists(path.join(slotDir, SETUP_COMPLETE_FILE))) return { skipped: true };
   await checkInputs(projectDir, a);
+  // FILE_INFO::set_permissions (client/client_types.cpp): files marked <executable/> get their x bits,
+  // whoever downloaded them into the project dir.
+  for (const ref of a.appVersion.fileRefs) {
+    if (!a.files[ref.fileName]?.executable) continue;
+    const file = path.join(projectDir, ref.fileName);
+    const st = await fsp.stat(file);
+    if ((st.mode & 0o111) !== 0o111) await fsp.chmod(file, (st.mode | 0o555) & 0o7777);
+  }
   const refs: Array<{ ref: ReplyFileRef; output: boolean }> = [
     ...a.appVersion.fileRefs.map((ref) => ({ ref, output: false })),
     ...a.workunit.fileRefs.map((ref) => ({ ref, output: false })),
