@@ -57,3 +57,130 @@ describe('the paper\'s program through the alt platforms (Windows host playing t
     }
   }, 120_000);
 });
+
+/** A guest program that counts `$1` steps (0.1 s each), reporting progress in fraction_done. */
+const COUNTER = Buffer.from(`#!/bin/sh
+n=\${1:-40}; i=0
+while [ $i -lt $n ]; do
+  i=$((i+1)); echo "step $i"
+  echo "$i $n" | awk '{printf "%.4f\\n", $1/$2}' > fraction_done
+  usleep 100000
+done
+echo done
+`);
+const expectedCounter = (n: number) => `${Array.from({ length: n }, (_, i) => `step ${i + 1}`).join('\n')}\ndone\n`;
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+async function checkpointTag(slot: string): Promise<string | undefined> {
+  try {
+    return JSON.parse(await fsp.readFile(path.join(slot, 'altplat_manager_state.json'), 'utf8')).checkpoint as string | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts one counter task through the lifecycle in this process; returns handles to steer it. */
+async function startCounter(result: string, steps: number) {
+  const d = await dataDir(['x86_64-pc-linux-gnu']);
+  const reply = makeQemuReply([{ result, platform: 'x86_64-pc-linux-gnu', program: COUNTER, commandLine: String(steps), rscFpopsEst: 1e10 }]);
+  const { replyFile, filesDir } = writeQemuReply(d, reply);
+  const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+  let fraction = 0;
+  lc.on('progress', (p: { fractionDone: number }) => { fraction = p.fractionDone; });
+  const done = lc.run({ replyFile, filesDir });
+  const slot = path.join(d, 'slots', '0');
+  const qemuPid = () => until('the VM', () => qemuPidsTagged(result)[0]);
+  return { d, lc, done, slot, qemuPid, fraction: () => fraction, output: () => fsp.readFile(path.join(d, 'projects', QEMU_PROJECT, `${result}_stdout_txt`), 'utf8') };
+}
+
+describe('the manager follows the client', () => {
+  const savedEnv = process.env.ALTPLAT_CHECKPOINT_PERIOD;
+  beforeAll(() => { process.env.ALTPLAT_CHECKPOINT_PERIOD = '1'; });
+  afterAll(() => {
+    if (savedEnv === undefined) delete process.env.ALTPLAT_CHECKPOINT_PERIOD;
+    else process.env.ALTPLAT_CHECKPOINT_PERIOD = savedEnv;
+  });
+
+  it('suspend stops the guest (no progress, no CPU) and resume continues it', async () => {
+    const t = await startCounter('mt_suspend', 40);
+    const pid = await t.qemuPid();
+    await until('progress', () => t.fraction() > 0.1 || undefined);
+    await t.lc.control('mt_suspend', 'suspend');
+    await until('the pause', async () => (await fsp.readFile(path.join(t.slot, 'stderr.txt'), 'utf8')).includes('suspended: VM paused') || undefined);
+    const cpu0 = cpuSecondsOf(pid);
+    const f0 = t.fraction();
+    await new Promise((r) => setTimeout(r, 1500));
+    // Paused QEMU burns (almost) nothing; running TCG would use most of a core in 1.5 s.
+    expect(cpuSecondsOf(pid) - cpu0).toBeLessThan(0.3);
+    expect(t.fraction()).toBe(f0);
+    await t.lc.control('mt_suspend', 'resume');
+    await until('progress after resume', () => t.fraction() > f0 || undefined);
+    const { results } = await t.done;
+    expect(results[0]).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    expect(await t.output()).toBe(expectedCounter(40));
+    expect(results[0]!.stderr).toContain('resumed: VM running');
+  }, 120_000);
+
+  it('quit powers off keeping the checkpoint; the next run restores it and re-attaches to the program', async () => {
+    const t = await startCounter('mt_quit', 50);
+    await t.qemuPid();
+    await until('a checkpoint', () => checkpointTag(t.slot), 60_000);
+    await t.lc.control('mt_quit', 'quit');
+    const first = await t.done;
+    expect(first.results[0]).toMatchObject({ outcome: 'quit' });
+    expect(qemuPidsTagged('mt_quit')).toEqual([]);
+    const tag = await checkpointTag(t.slot);
+    expect(tag).toMatch(/^altplat-ckpt-[ab]$/);
+
+    const again = new TaskLifecycle({ dataDir: t.d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+    const { results } = await again.run({});
+    expect(results[0]).toMatchObject({ name: 'mt_quit', outcome: 'success', exitStatus: 0 });
+    expect(await t.output()).toBe(expectedCounter(50));
+    const log = results[0]!.stderr;
+    expect(log).toMatch(/restored checkpoint altplat-ckpt-[ab] in \d+ ms; re-attaching to guest pid \d+/);
+    // The program was started once, in the first run: the second run continued it.
+    expect(log.match(/\] started vmt_/g)).toHaveLength(1);
+  }, 120_000);
+
+  it('SIGKILL of QEMU and then of the manager mid-run: the task still finishes with the right output', async () => {
+    const t = await startCounter('mt_kill', 60);
+    const pid1 = await t.qemuPid();
+    await until('a checkpoint', () => checkpointTag(t.slot));
+    process.kill(pid1, 'SIGKILL');
+    const pid2 = await until('a new VM', () => qemuPidsTagged('mt_kill').find((p) => p !== pid1));
+    await until('a checkpoint of the new VM', async () => (await fsp.readFile(path.join(t.slot, 'stderr.txt'), 'utf8')).split('VM ended unexpectedly')[1]?.includes('checkpoint altplat-ckpt') || undefined);
+    const managerPid = Number(readFileSync(`/proc/${pid2}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    process.kill(managerPid, 'SIGKILL');
+    const { results } = await t.done;
+    expect(results[0]).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    expect(results[0]!.restarts).toBeGreaterThanOrEqual(1);
+    expect(await t.output()).toBe(expectedCounter(60));
+    if (process.env.SHOWLOG) console.log(results[0]!.stderr);
+  }, 180_000);
+
+  it('abort kills the VM and the manager exits 194', async () => {
+    const t = await startCounter('mt_abort', 100);
+    await t.qemuPid();
+    await until('progress', () => t.fraction() > 0.05 || undefined);
+    await t.lc.control('mt_abort', 'abort');
+    const { results } = await t.done;
+    expect(results[0]).toMatchObject({ outcome: 'aborted' });
+    expect(results[0]!.stderr).toContain('abort requested: killing the VM');
+    expect(qemuPidsTagged('mt_abort')).toEqual([]);
+  }, 120_000);
+});
