@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseJob } from '../src/job/jobfile.js';
 import { dataPaths } from '../src/paths.js';
 import { TaskLifecycle, type LifecycleOptions } from '../src/tasks/runner.js';
 import { buildBoincProgram } from './helpers/boinc-c.js';
@@ -96,6 +97,7 @@ describe('the manager cannot change the platform original', () => {
 set -e
 wd="$ALTPLAT_WORKING_DIR"
 echo "job file: $ALTPLAT_JOB_FILE platform: $ALTPLAT_PLATFORM" >&2
+cat "$ALTPLAT_JOB_FILE" >&2
 echo changed > "$wd/vm_config.xml"
 echo overlay > "$wd/image/overlay.qcow2"
 echo new > "$wd/image/base.img.tmp" && mv "$wd/image/base.img.tmp" "$wd/image/base.img"
@@ -104,6 +106,13 @@ printf '0\\n' > boinc_finish_called
     const r = await runThroughAltPlatform([{ name: 'w', input: 'x', optionalOutput: true }], {}, mgr);
     expect(r.byName.w).toMatchObject({ outcome: 'success', warnings: [] });
     expect(r.byName.w.stderr).toMatch(/job file: .*slots\/0\/altplat_job.xml platform: x86_64-pc-linux-gnu/);
+    const job = parseJob(r.byName.w.stderr.slice(r.byName.w.stderr.indexOf('<altplat_job>')));
+    expect(job).toMatchObject({
+      platform: LINUX, resultName: 'w', wuName: 'w_wu', appName: 'lc', mainProgram: 'lc_app_100', commandLine: '--rounds 3',
+      workingDir: path.join(r.dataDir, 'alt_platforms_working', 'slot0'), appFiles: [],
+      inputs: [{ openName: 'in', fileName: 'w_in', copyFile: false }],
+      outputs: [{ openName: 'out', fileName: 'w_out', copyFile: false, optional: true, maxNbytes: 100000 }],
+    });
     await assertClean(r);
   });
 });

@@ -6,24 +6,24 @@ import { performance } from 'node:perf_hooks';
 import { AltplatError, errnoCode } from '../errors.js';
 import type { PlatformDefinition } from '../definition/types.js';
 import { ProcessState, type ClientControl } from '../ipc/contract.js';
-import { JOB_FILE, writeJobFile, type JobDescription } from '../job/jobfile.js';
+import { JOB_FILE, writeJobFile } from '../job/jobfile.js';
 import { dataPaths, type DataPaths } from '../paths.js';
 import { readSchedulerReply } from '../scheduler/reply.js';
-import type { Assignment, ParsedReply } from '../scheduler/reply-types.js';
+import type { ParsedReply } from '../scheduler/reply-types.js';
 import { chooseFreeSlot } from '../slots/choose.js';
 import { cleanOutDir, removeInside } from '../slots/clean.js';
 import { stageFiles } from '../slots/files.js';
 import { checkOutputs, moveCopiedOutputs, readStderrTail } from '../slots/outputs.js';
-import { checkInputs, FINISH_FILE, setupSlot, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
+import { checkInputs, FINISH_FILE, setupSlot, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
 import { changedSharedOriginals, createWorkingCopy, removeWorkingCopy } from '../slots/working-copy.js';
-import { splitCommandLine, taskCommandLine } from './cmdline.js';
 import { serveControl, type TaskOp, type TaskRequest, type TaskResponse } from './control-socket.js';
 import {
   decideExit, EXIT_ABORTED_BY_CLIENT, EXIT_ABORTED_VIA_GUI, FINISH_FILE_CHECK_S, FINISH_FILE_TIMEOUT_S,
   parseFinishFile, parseTemporaryExitFile, type ExitDecision,
 } from './exit-rules.js';
 import { Journal, type TaskRecord, type TaskStep } from './journal.js';
-import { killGroup, killOrphanGroup, launch, type Spawner } from './launch.js';
+import { killGroup, killOrphanGroup, launch, type LaunchSpec, type Spawner } from './launch.js';
+import { initDataFor, jobDescriptionFor, managerLaunchSpec, nativeLaunchSpec } from './start-spec.js';
 import { outputLine, type ResultReport } from './report.js';
 
 /** lib/error_numbers.h: a task whose input files are missing or wrong never starts. */
@@ -318,7 +318,10 @@ export class TaskLifecycle extends EventEmitter {
           }
           const wc = await createWorkingCopy(def, this.paths.altPlatformsWorking, this.paths.workingCopy(r.rec.slot!));
           this.crashPoint('working_copy_unjournaled');
-          await this.step(r, 'working_copy', { workingCopy: { dir: wc.dir, platformDir: wc.platformDir, shared: wc.shared } });
+          await this.step(r, 'working_copy', {
+            workingCopy: { dir: wc.dir, platformDir: wc.platformDir, shared: wc.shared },
+            managerFile: def.manager.fileName, managerCmdline: def.manager.cmdline,
+          });
         }
       }
       return await this.execute(r, slotDir, projectDir);
@@ -371,7 +374,7 @@ export class TaskLifecycle extends EventEmitter {
       const { createMmapFile } = await import('../ipc/mmap.js');
       await createMmapFile(slotDir);
       await this.writeInitData(r, slotDir, projectDir);
-      const spec = a.kind === 'alt' ? await this.managerSpec(r, slotDir) : this.nativeSpec(a, slotDir, projectDir);
+      const spec = a.kind === 'alt' ? await this.managerSpec(r, slotDir) : nativeLaunchSpec(a, slotDir, projectDir, this.paths.root);
       let launched;
       try {
         launched = await launch(spec, this.opts.spawner);
@@ -476,58 +479,23 @@ export class TaskLifecycle extends EventEmitter {
 
   private async writeInitData(r: Running, slotDir: string, projectDir: string): Promise<void> {
     const { writeInitData } = await import('../ipc/init-data.js');
-    const a = r.rec.assignment;
-    await writeInitData(slotDir, {
-      projectDir, boincDir: this.paths.root, wuName: a.workunit.name, resultName: a.result.name,
-      slot: r.rec.slot!, clientPid: process.pid, appName: a.appVersion.appName, appVersion: a.appVersion.versionNum,
-      planClass: a.appVersion.planClass, wuCpuTime: r.rec.checkpointCpuTime, startingElapsedTime: r.rec.elapsed,
-      ncpus: a.appVersion.avgNcpus, rscFpopsEst: a.workunit.rscFpopsEst, rscFpopsBound: a.workunit.rscFpopsBound,
-      rscMemoryBound: a.workunit.rscMemoryBound, rscDiskBound: a.workunit.rscDiskBound,
-      computationDeadline: a.result.reportDeadline, appFiles: a.appVersion.fileRefs.map((f) => f.openName),
-    });
+    await writeInitData(slotDir, initDataFor(r.rec, this.paths.root, projectDir));
   }
 
-  /** client/app_start.cpp: exec the main program from the project dir, LD_LIBRARY_PATH prefixed. */
-  private nativeSpec(a: Assignment, slotDir: string, projectDir: string) {
-    const main = a.appVersion.fileRefs.find((f) => f.mainProgram)!;
-    const ld = [projectDir, '.', this.paths.root, process.env.LD_LIBRARY_PATH].filter((s) => s).join(':');
-    return {
-      exe: path.join(projectDir, main.fileName),
-      args: splitCommandLine(taskCommandLine(a.workunit.commandLine, a.appVersion.cmdline)),
-      cwd: slotDir, env: { LD_LIBRARY_PATH: ld }, stderrFile: path.join(slotDir, STDERR_FILE),
-    };
-  }
-
-  /** The manager contract (docs/MANAGER_CONTRACT.md): argv, environment and the job file. */
-  private async managerSpec(r: Running, slotDir: string) {
+  /** The manager contract (docs/MANAGER_CONTRACT.md): the job file, then argv and environment. */
+  private async managerSpec(r: Running, slotDir: string): Promise<LaunchSpec> {
     const a = r.rec.assignment;
-    const wc = r.rec.workingCopy!;
     const def = this.definitions.get(a.platform);
-    const managerFile = def?.manager.fileName ?? r.rec.managerFile;
-    const managerCmdline = def?.manager.cmdline ?? r.rec.managerCmdline ?? '';
+    // A restarted task keeps the manager its working copy was made for, even if discovery changed since.
+    const managerFile = r.rec.managerFile ?? def?.manager.fileName;
+    const managerCmdline = r.rec.managerFile ? r.rec.managerCmdline ?? '' : def?.manager.cmdline ?? '';
     if (!managerFile) throw new AltplatError('PLATFORM_UNAVAILABLE', `alternate platform ${a.platform} is no longer available`);
     if (r.rec.managerFile !== managerFile) {
       r.rec = await this.journal.update(r.rec.resultName, { managerFile, managerCmdline });
     }
-    const main = a.appVersion.fileRefs.find((f) => f.mainProgram)!;
-    const ref = (f: { openName: string; fileName: string; copyFile: boolean }) => ({ openName: f.openName, fileName: f.fileName, copyFile: f.copyFile });
-    const job: JobDescription = {
-      platform: a.platform, resultName: a.result.name, wuName: a.workunit.name, appName: a.appVersion.appName,
-      workingDir: wc.dir, mainProgram: main.openName,
-      commandLine: taskCommandLine(a.workunit.commandLine, a.appVersion.cmdline),
-      appFiles: a.appVersion.fileRefs.filter((f) => !f.mainProgram).map(ref),
-      inputs: a.workunit.fileRefs.map(ref),
-      outputs: a.result.fileRefs.map((f) => ({ ...ref(f), optional: f.optional, maxNbytes: a.files[f.fileName]?.maxNbytes })),
-      rscFpopsEst: a.workunit.rscFpopsEst, flops: a.appVersion.flops,
-    };
-    const jobFile = await writeJobFile(slotDir, job);
-    return {
-      exe: path.join(wc.dir, managerFile),
-      args: [...splitCommandLine(managerCmdline), '--working-dir', wc.dir, '--platform', a.platform],
-      cwd: slotDir,
-      env: { ALTPLAT_WORKING_DIR: wc.dir, ALTPLAT_PLATFORM: a.platform, ALTPLAT_JOB_FILE: jobFile },
-      stderrFile: path.join(slotDir, STDERR_FILE),
-    };
+    const workingDir = r.rec.workingCopy!.dir;
+    const jobFile = await writeJobFile(slotDir, jobDescriptionFor(a, workingDir));
+    return managerLaunchSpec({ platform: a.platform, workingDir, managerFile, managerCmdline, slotDir, jobFile });
   }
 
   /** Outputs (client/app_start.cpp copy_output_files, client/cs_apps.cpp app_finished), report, cleanup. */
