@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BoincApp, LOCK_BUSY_REASON } from '../src/ipc/app.js';
 import { openClientControl } from '../src/ipc/client.js';
-import { ProcessState } from '../src/ipc/contract.js';
+import { ProcessState, type ControlAction } from '../src/ipc/contract.js';
 import { writeInitData } from '../src/ipc/init-data.js';
 import { Channel, MMAP_FILE_NAME, MmapChannels, createMmapFile } from '../src/ipc/mmap.js';
 import { TaskRun, buildProbe, buildWorker, deadPid, exists, fileText, makeSlot, sleep, tsWorkerCommand, type Exit } from './ipc-helpers.js';
@@ -38,6 +38,14 @@ async function startC(s: string, args: string[], opts: { heartbeats?: boolean } 
 }
 
 const liveness: Record<string, { run: TaskRun; startedAt: number }> = {};
+
+async function until(what: string, pred: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!(await pred())) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
 
 beforeAll(async () => {
   [probe, cWorker] = await Promise.all([buildProbe(), buildWorker()]);
@@ -69,8 +77,12 @@ describe('a TypeScript manager (BoincApp) under our client side', () => {
     expect(Number(await fileText(s, 'checkpoint.txt'))).toBeGreaterThan(0);
 
     r.control.suspend();
-    await r.waitFor('suspend event', async () => (await fileText(s, 'events.txt').catch(() => '')).includes('suspend'), 3000);
-    await sleep(300);
+    await r.waitFor('suspend event', async () => (await fileText(s, 'events.txt').catch(() => '')).includes('suspend'), 5000);
+    await r.waitFor('work to stop', async () => {
+      const a = await r.progress();
+      await sleep(300);
+      return (await r.progress()).count === a.count;
+    });
     const stopped = await r.progress();
     const statusAt = r.control.status.receivedAt;
     await sleep(1500);
@@ -177,26 +189,25 @@ describe('BoincApp in this process', () => {
       app.setCpuTimeSource(() => 40);
       app.setOtherPid(4242);
       app.checkpointCompleted();
-      const poll = () => control.poll(performance.now(), { wss: 5e6, maxWss: 8e9 });
-      await poll();
-      await sleep(1300);
-      const actions = await poll();
+      const actions: ControlAction[] = [];
+      const poll = async () => actions.push(...await control.poll(performance.now(), { wss: 5e6, maxWss: 8e9 }));
+      // Poll (faster than the lifecycle's 1 s) until the app's once-a-second status has arrived.
+      await until('first status', async () => (await poll(), control.status.currentCpuTime === 40));
       expect(app.heartbeat).toMatchObject({ wss: 5e6, maxWss: 8e9, networkSuspended: false });
       expect(control.status).toMatchObject({ currentCpuTime: 40, checkpointCpuTime: 40, fractionDone: 0.5, otherPids: [4242] });
       expect(actions).toContainEqual(expect.objectContaining({ kind: 'checkpoint', checkpointCpuTime: 40 }));
 
       control.suspend();
-      await sleep(250);
-      expect(app.suspended).toBe(true);
+      await until('suspend', () => app.suspended);
       control.resume();
-      await sleep(250);
+      await until('resume', () => !app.suspended);
       await writeInitData(s, { projectDir: s, boincDir: s, wuName: 'w', resultName: 'r', slot: 0, clientPid: process.pid, checkpointPeriod: 42 });
       control.rereadAppInfo();
-      await sleep(250);
+      await until('reread', () => seen.includes('reread_app_info'));
       control.quit(); // with a listener, quit is the manager's to carry out
-      await sleep(250);
+      await until('quit event', () => seen.includes('quit'));
       control.abort();
-      await sleep(250);
+      await until('abort event', () => seen.includes('abort'));
       expect(seen).toEqual(['suspend', 'resume', 'reread_app_info', 'quit', 'abort']);
       expect(app.checkpointPeriod).toBe(42);
       await control.close();

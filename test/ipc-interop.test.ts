@@ -97,10 +97,14 @@ describe('channel layout, byte for byte, against lib/app_ipc.h as compiled', () 
     const s = await slot();
     const ours = MmapChannels.open(path.join(s, MMAP_FILE_NAME));
     const echo = spawn(probe, ['echo', '300'], { cwd: s, stdio: ['ignore', 'pipe', 'inherit'] });
+    const echoExit = new Promise((r) => echo.once('exit', r));
     let out = '';
     echo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    while (!out.includes('ready')) await sleep(5);
     const t0 = performance.now();
+    while (!out.includes('ready')) {
+      if (echo.exitCode !== null || performance.now() - t0 > 30_000) throw new Error('echo program did not start');
+      await sleep(5);
+    }
     for (let k = 0; k < 300; k++) {
       const text = `<round>${k}</round>${'z'.repeat(k * 3)}`;
       expect(ours.sendMsg(Channel.PROCESS_CONTROL_REQUEST, text)).toBe(true);
@@ -111,7 +115,7 @@ describe('channel layout, byte for byte, against lib/app_ipc.h as compiled', () 
       }
       expect(reply).toBe(text);
     }
-    await new Promise((r) => echo.once('exit', r));
+    await echoExit;
     expect(out).toContain('done');
     ours.close();
   });
@@ -143,7 +147,12 @@ describe('a real BOINC app (libboinc-api 7.20.5) under our client side', () => {
 
     r.control.suspend();
     expect(r.control.state).toBe(ProcessState.SUSPENDED);
-    await sleep(600); // the worker stops at its next 0.1 s SIGALRM
+    // The worker stops at its next 0.1 s SIGALRM once the timer thread has read the message.
+    await r.waitFor('work to stop', async () => {
+      const a = await r.progress();
+      await sleep(300);
+      return (await r.progress()).count === a.count;
+    });
     const stopped = await r.progress();
     const statusAt = r.control.status.receivedAt;
     await sleep(1500);
