@@ -84,6 +84,29 @@ describe('altplat run', () => {
   });
 });
 
+describe('every exit path through altplat run', () => {
+  it('the BOINC-API manager of an installed alt platform: outcomes follow BOINC exit rules; slots and working copies gone', async () => {
+    const dataDir = await tempDataDir();
+    await installAltPlatform(dataDir, { name: LINUX, manager: app });
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [
+      { name: 'ok', input: 'success 2' }, { name: 'code', input: 'error' }, { name: 'premature', input: 'premature_once' },
+      { name: 'temporary', input: 'temporary_once' }, { name: 'segv', input: 'signal' },
+    ] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--max-tasks', '2', '--data-dir', dataDir, '--host-platform', 'windows_x86_64', '--files', filesDir, replyFile]);
+    expect(r.code).toBe(1); // some results failed, as they should
+    const got = JSON.parse(r.stdout).results.map((x: { name: string; outcome: string; exitStatus: number; restarts: number }) =>
+      [x.name, x.outcome, x.exitStatus, x.restarts]);
+    expect(got).toEqual([
+      ['ok', 'success', 0, 0], ['code', 'compute_error', 3, 0], ['premature', 'success', 0, 1],
+      ['temporary', 'success', 0, 1], ['segv', 'compute_error', 11, 0],
+    ]);
+    expect(await fsp.readFile(path.join(dataDir, 'projects', PROJECT, 'ok_out'), 'utf8')).toBe('done 2 steps in 1 runs\n');
+    expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual([]);
+    expect(await fsp.readdir(path.join(dataDir, 'alt_platforms_working'))).toEqual([]);
+  });
+});
+
 describe('stopping tasks', () => {
   it('SIGINT quits every task cleanly; the next run resumes it from its checkpoint', async () => {
     const dataDir = await tempDataDir();
