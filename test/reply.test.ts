@@ -44,6 +44,7 @@ describe('parseSchedulerReply (client/scheduler_op.cpp, client/cs_scheduler.cpp 
     ]);
     expect(r.rejections[0].reason).toContain('App version has unsupported platform x86_64-pc-linux-gnu');
     expect(r.rejections[1].reason).toContain('No app version found for app sum platform x86_64-pc-linux-gnu ver 102');
+    expect(r.rejections[1].reason).toContain('(App version has unsupported platform x86_64-pc-linux-gnu'); // says why
   });
 
   it('empty result platform = primary platform and the latest version; missing workunit rejected', () => {

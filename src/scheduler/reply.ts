@@ -214,28 +214,23 @@ export function parseSchedulerReply(text: string, platforms: ReplyPlatforms): Pa
 
   // client/cs_scheduler.cpp: empty platform = primary; otherwise it must be one of the client's platforms.
   const appVersions: ReplyAppVersion[] = [];
+  // Why each dropped app version was dropped, so a result that needed it can say so.
+  const dropped: Array<{ appName: string; platform: string; reason: string }> = [];
   for (const av of parsedVersions) {
     const platform = av.platform === '' ? primary : av.platform;
     const label = `${av.appName} ${av.versionNum} ${platform}${av.planClass ? ` (${av.planClass})` : ''}`;
-    if (!hostSet.has(platform) && !altSet.has(platform)) {
-      rejections.push({ element: 'app_version', name: label, code: 'REPLY_UNSUPPORTED_PLATFORM',
-        reason: `App version has unsupported platform ${platform}: neither a host platform (${platforms.host.join(', ') || 'none'}) nor an advertised alternate platform (${platforms.alt.join(', ') || 'none'})` });
-      continue;
-    }
-    if (!appNames.has(av.appName)) {
-      rejections.push({ element: 'app_version', name: label, code: 'REPLY_MISSING_APP', reason: `Missing app ${av.appName}` });
-      continue;
-    }
+    const mains = av.fileRefs.filter((r) => r.mainProgram).length;
     const missing = missingFile(av.fileRefs);
-    if (missing) {
-      rejections.push({ element: 'app_version', name: label, code: 'REPLY_MISSING_FILE_INFO',
-        reason: `app version refers to file ${missing.fileName}, which has no <file_info> in the reply` });
-      continue;
-    }
-    const mains = av.fileRefs.filter((r) => r.mainProgram);
-    if (mains.length !== 1) {
-      rejections.push({ element: 'app_version', name: label, code: 'REPLY_NO_MAIN_PROGRAM',
-        reason: `app version must have exactly one <main_program/> file_ref (has ${mains.length})` });
+    const problem: [string, string] | undefined =
+      !hostSet.has(platform) && !altSet.has(platform)
+        ? ['REPLY_UNSUPPORTED_PLATFORM', `App version has unsupported platform ${platform}: neither a host platform (${platforms.host.join(', ') || 'none'}) nor an advertised alternate platform (${platforms.alt.join(', ') || 'none'})`]
+        : !appNames.has(av.appName) ? ['REPLY_MISSING_APP', `Missing app ${av.appName}`]
+          : missing ? ['REPLY_MISSING_FILE_INFO', `app version refers to file ${missing.fileName}, which has no <file_info> in the reply`]
+            : mains !== 1 ? ['REPLY_NO_MAIN_PROGRAM', `app version must have exactly one <main_program/> file_ref (has ${mains})`]
+              : undefined;
+    if (problem) {
+      rejections.push({ element: 'app_version', name: label, code: problem[0], reason: problem[1] });
+      dropped.push({ appName: av.appName, platform, reason: problem[1] });
       continue;
     }
     appVersions.push({ ...av, platform });
@@ -276,7 +271,8 @@ export function parseSchedulerReply(text: string, platforms: ReplyPlatforms): Pa
     const av = appVersions.find((v) => v.appName === wu.appName && v.platform === platform
       && v.versionNum === versionNum && v.planClass === r.planClass);
     if (!av) {
-      reject('REPLY_NO_APP_VERSION', `No app version found for app ${wu.appName} platform ${platform} ver ${versionNum} class ${r.planClass}; discarding ${r.name}`);
+      const why = dropped.find((d) => d.appName === wu.appName && d.platform === platform);
+      reject('REPLY_NO_APP_VERSION', `No app version found for app ${wu.appName} platform ${platform} ver ${versionNum} class ${r.planClass}; discarding ${r.name}${why ? ` (${why.reason})` : ''}`);
       continue;
     }
     const files: Record<string, ReplyFileInfo> = {};
