@@ -17,7 +17,10 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
 CACHE="$ROOT/.cache/debs"
-BUILD="$ROOT/build/image"
+# Both overridable so that a test can rebuild elsewhere and compare (determinism) without touching
+# the folders other runs are using.
+BUILD="${ALTPLAT_BUILD_DIR:-$ROOT/build/image}"
+OUTROOT="${ALTPLAT_PLATFORMS_OUT:-$ROOT/alt_platforms}"
 PLATFORMS=(x86_64-pc-linux-gnu i686-pc-linux-gnu)
 EPOCH="${SOURCE_DATE_EPOCH:-1700000000}"
 DISK_MB=256
@@ -49,7 +52,8 @@ KPKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: li
 KV=${KPKG#linux-image-}
 
 # Exact versions of everything that goes into the image; with the scripts, the stamp of this build.
-pkg_version() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && !v {v = $2} END {print v}'; }
+POLICY=""
+pkg_version() { printf '%s\n' "$POLICY" | awk -v p="$1" '/^[^ ]/ {cur = $1; sub(/:$/, "", cur)} cur == p && /Candidate:/ && !v {v = $2} END {print v}'; }
 # qemu-ga's libraries: found from the binary's NEEDED entries below; the packages are those that ship
 # the same sonames on this Debian release.
 LIBPKGS=()
@@ -71,16 +75,30 @@ resolve_lib_pkgs() {
     [ -n "$needed" ] && queue=$(printf '%s\n%s' "$queue" "$needed" | sed '/^$/d')
   done
 }
-resolve_lib_pkgs
+# dpkg -S is slow (seconds); the answer only changes with the qemu-ga binary.
+LIBCACHE="$BUILD/libpkgs.$(sha256sum /usr/sbin/qemu-ga | cut -c1-16)"
+if [ -s "$LIBCACHE" ]; then
+  read -r -a LIBPKGS < "$LIBCACHE"
+else
+  resolve_lib_pkgs
+  rm -f "$BUILD"/libpkgs.*
+  echo "${LIBPKGS[*]}" > "$LIBCACHE"
+fi
 PKGS=("$KPKG" busybox-static qemu-guest-agent "${LIBPKGS[@]}")
+POLICY=$(apt-cache policy "${PKGS[@]}" 2>/dev/null)  # one call: apt-cache takes ~1 s per run
 MANIFEST=""
 for p in "${PKGS[@]}"; do
   v=$(pkg_version "$p"); [ -n "$v" ] && [ "$v" != "(none)" ] || die "no candidate version for $p"
   MANIFEST+="$p=$v"$'\n'
 done
-MANAGER_SRC_HASH=$(find src scripts/guest scripts/build-image.sh alt_platforms/x86_64-pc-linux-gnu alt_platforms/i686-pc-linux-gnu \
-    -path '*/image' -prune -o -type f \( -name '*.ts' -o -name '*.sh' -o -name 'manager' -o -name '*.in' -o -name '*.xml' \) \
-    ! -name alt_platform.xml -print 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-64)
+# The manager is bundled first (well under a second) so that the stamp covers exactly what it
+# contains, whatever else changes in the repository.
+npx --no-install esbuild src/manager/main.ts --bundle --platform=node --format=esm --target=node20 \
+  --log-level=warning --legal-comments=none \
+  --banner:js="import { createRequire as __altplatCreateRequire } from 'node:module'; const require = __altplatCreateRequire(import.meta.url);" \
+  --outfile="$BUILD/manager.mjs"
+MANAGER_SRC_HASH=$(cat "$BUILD/manager.mjs" scripts/guest/* scripts/build-image.sh \
+  "$ROOT"/alt_platforms/{x86_64,i686}-pc-linux-gnu/{manager,vm_config.xml,alt_platform.xml.in} | sha256sum | cut -c1-64)
 STAMP=$(printf '%sepoch=%s\ndisk=%s\nsrc=%s\n' "$MANIFEST" "$EPOCH" "$DISK_MB" "$MANAGER_SRC_HASH" | sha256sum | cut -c1-64)
 
 up_to_date=1
@@ -88,7 +106,7 @@ up_to_date=1
 [ "$(cat "$BUILD/stamp" 2>/dev/null)" = "$STAMP" ] || up_to_date=0
 for name in "${PLATFORMS[@]}"; do
   for f in alt_platform.xml image/vmlinuz image/initramfs.cpio.gz image/base.qcow2 image/manager.mjs; do
-    [ -f "alt_platforms/$name/$f" ] || up_to_date=0
+    [ -f "$OUTROOT/$name/$f" ] || up_to_date=0
   done
 done
 if [ $up_to_date = 1 ]; then
@@ -182,26 +200,27 @@ find "$R" -exec touch -h -d "@$EPOCH" {} +
 cp "$KROOT/boot/vmlinuz-$KV" "$OUT/vmlinuz"
 
 step "making the base disk (ext4 ${DISK_MB} MiB -> qcow2)"
-D="$BUILD/disk-root"
-rm -rf "$D"; mkdir -p "$D/job"
-find "$D" -exec touch -h -d "@$EPOCH" {} +
 rm -f "$BUILD/base.raw"
+# An empty file system: populating it with -d would copy the build dir's ctimes (not settable) and
+# make the image differ from build to build. The manager creates the job directory in the guest.
 E2FSPROGS_FAKE_TIME=$EPOCH mke2fs -q -F -t ext4 -L altplat-work -U "$DISK_UUID" \
-  -E "hash_seed=$DISK_UUID,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0" -d "$D" "$BUILD/base.raw" "${DISK_MB}M" >/dev/null
+  -E "hash_seed=$DISK_UUID,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0" "$BUILD/base.raw" "${DISK_MB}M" >/dev/null
 qemu-img convert -q -f raw -O qcow2 "$BUILD/base.raw" "$OUT/base.qcow2"
 rm -f "$BUILD/base.raw"
 
-step "bundling the manager (esbuild) -> manager.mjs"
-npx --no-install esbuild src/manager/main.ts --bundle --platform=node --format=esm --target=node20 \
-  --log-level=warning --legal-comments=none \
-  --banner:js="import { createRequire as __altplatCreateRequire } from 'node:module'; const require = __altplatCreateRequire(import.meta.url);" \
-  --outfile="$OUT/manager.mjs"
+step "adding the manager (bundled with esbuild) -> manager.mjs"
+cp "$BUILD/manager.mjs" "$OUT/manager.mjs"
 
 step "writing the platform folders"
 printf '%s' "$MANIFEST" > "$OUT/packages.txt"
 for name in "${PLATFORMS[@]}"; do
-  P="alt_platforms/$name"
-  [ -f "$P/alt_platform.xml.in" ] || die "$P/alt_platform.xml.in missing"
+  SRC="$ROOT/alt_platforms/$name"
+  P="$OUTROOT/$name"
+  [ -f "$SRC/alt_platform.xml.in" ] || die "$SRC/alt_platform.xml.in missing"
+  if [ "$(cd "$SRC" && pwd)" != "$(mkdir -p "$P" && cd "$P" && pwd)" ]; then
+    install -m 755 "$SRC/manager" "$P/manager"
+    install -m 644 "$SRC/vm_config.xml" "$P/vm_config.xml"
+  fi
   rm -rf "$P/image"; mkdir -p "$P/image"
   for f in vmlinuz initramfs.cpio.gz base.qcow2 manager.mjs packages.txt; do
     # Hard links: both folders share one copy on disk; the files are read-only, never written.
@@ -221,13 +240,13 @@ for name in "${PLATFORMS[@]}"; do
 "
   done
   awk -v files="$files_xml" -v kv="$KV" '{ gsub(/@KERNEL@/, kv) } /@FILES@/ { printf "%s", files; next } { print }' \
-    "$P/alt_platform.xml.in" > "$P/alt_platform.xml.tmp"
+    "$SRC/alt_platform.xml.in" > "$P/alt_platform.xml.tmp"
   mv "$P/alt_platform.xml.tmp" "$P/alt_platform.xml"
 done
 
 step "done"
 echo "$STAMP" > "$BUILD/stamp"
-rm -rf "$X" "$R" "$D"
+rm -rf "$X" "$R"
 total=$(du -cb "$OUT/vmlinuz" "$OUT/initramfs.cpio.gz" "$OUT/base.qcow2" "$OUT/manager.mjs" | tail -1 | cut -f1)
 echo "build-image: kernel $KV; image $(awk -v n="$total" 'BEGIN { printf "%.1f", n / 1e6 }') MB" \
   "(vmlinuz $(mb "$OUT/vmlinuz") + initramfs $(mb "$OUT/initramfs.cpio.gz") + base.qcow2 $(mb "$OUT/base.qcow2")" \

@@ -1,0 +1,79 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { discoverPlatforms } from '../src/discovery/discover.js';
+import { ensureImage, REPO, sha256File } from './qemu-fixture.js';
+
+/**
+ * scripts/build-image.sh: rebuilt into a temporary place (so nothing other runs use is touched) and
+ * compared with the repository's build: deterministic, small, self-consistent definitions that the
+ * real discovery accepts, and quick to skip when up to date.
+ */
+const PLATFORMS = ['x86_64-pc-linux-gnu', 'i686-pc-linux-gnu'];
+const IMAGE_FILES = ['image/vmlinuz', 'image/initramfs.cpio.gz', 'image/base.qcow2'];
+let tmp: string;
+let out: string;
+let firstLog: string;
+
+const build = () => execFileSync('bash', [path.join(REPO, 'scripts', 'build-image.sh')], {
+  encoding: 'utf8',
+  env: { ...process.env, ALTPLAT_BUILD_DIR: path.join(tmp, 'build'), ALTPLAT_PLATFORMS_OUT: out },
+});
+
+beforeAll(() => {
+  ensureImage();
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'altplat-imagetest-'));
+  out = path.join(tmp, 'data', 'alt_platforms');
+  firstLog = build();
+}, 180_000);
+
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('the guest image builder', () => {
+  it('shows its progress and builds the same bytes as the repository build (deterministic)', () => {
+    expect(firstLog).toMatch(/build-image \[1\/9\]/);
+    expect(firstLog).toMatch(/build-image \[9\/9\] done/);
+    for (const name of PLATFORMS) {
+      for (const f of IMAGE_FILES) {
+        expect(sha256File(path.join(out, name, f)), `${name}/${f}`).toBe(sha256File(path.join(REPO, 'alt_platforms', 'x86_64-pc-linux-gnu', f)));
+      }
+    }
+  });
+
+  it('stays under 30 MB, with the kernel unpacked from the package (not taken from the host)', () => {
+    const total = [...IMAGE_FILES, 'image/manager.mjs'].reduce((n, f) => n + statSync(path.join(out, PLATFORMS[0]!, f)).size, 0);
+    expect(total).toBeLessThan(30e6);
+    const packages = readFileSync(path.join(out, PLATFORMS[0]!, 'image', 'packages.txt'), 'utf8');
+    expect(packages).toMatch(/^linux-image-[0-9.]+-\d+-cloud-amd64=/m);
+    expect(packages).toMatch(/^busybox-static=/m);
+    expect(packages).toMatch(/^qemu-guest-agent=/m);
+    expect(packages).toMatch(/^libglib2\.0-0=/m);
+  });
+
+  it('writes definitions whose sizes and sha256 match, image files shared, accepted by the real discovery', async () => {
+    for (const name of PLATFORMS) {
+      const xml = readFileSync(path.join(out, name, 'alt_platform.xml'), 'utf8');
+      const files = [...xml.matchAll(/<file>\s*<name>([^<]+)<\/name>\s*<nbytes>(\d+)<\/nbytes>\s*<sha256>([0-9a-f]{64})<\/sha256>(\s*<shared\/>)?/g)];
+      expect(files.map((m) => m[1])).toEqual(['manager', 'vm_config.xml', 'image/manager.mjs', ...IMAGE_FILES]);
+      for (const [, f, nbytes, sha, shared] of files) {
+        expect(statSync(path.join(out, name, f!)).size).toBe(Number(nbytes));
+        expect(sha256File(path.join(out, name, f!))).toBe(sha);
+        expect(Boolean(shared)).toBe(f!.startsWith('image/'));
+      }
+    }
+    const r = await discoverPlatforms({ dataDir: path.dirname(out), hostPlatforms: ['windows_x86_64'] });
+    expect(r.platforms.map((p) => [p.name, p.status, p.reasons])).toEqual(PLATFORMS.slice().sort().map((n) => [n, 'ok', []]));
+    expect(r.advertised.slice().sort()).toEqual(PLATFORMS.slice().sort());
+  });
+
+  it('skips the work when everything is up to date, leaving the files untouched', () => {
+    const before = statSync(path.join(out, PLATFORMS[0]!, 'image', 'base.qcow2')).mtimeMs;
+    const log = build();
+    expect(log).toMatch(/build-image: up to date/);
+    expect(statSync(path.join(out, PLATFORMS[0]!, 'image', 'base.qcow2')).mtimeMs).toBe(before);
+  });
+});
