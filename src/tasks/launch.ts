@@ -108,26 +108,55 @@ export async function groupMembers(pgid: number): Promise<number[]> {
   return out;
 }
 
-/**
- * After a client crash: kill the task's old process group if it is still alive and really is ours —
- * some member's cwd is inside the task's slot or working copy, so a reused group id of an unrelated
- * program is never touched. Returns true if something was killed.
- */
-export async function killOrphanGroup(pgid: number | undefined, ownDirs: string[]): Promise<boolean> {
-  if (!pgid) return false;
-  const members = await groupMembers(pgid);
-  let ours = false;
-  for (const pid of members) {
-    try {
-      const cwd = await fsp.readlink(`/proc/${pid}/cwd`);
-      if (ownDirs.some((d) => cwd === d || cwd.startsWith(d + path.sep))) ours = true;
-    } catch {
-      // gone, or not ours to inspect
-    }
+/** Pids whose current directory is one of `dirs` or inside it (Linux /proc; [] elsewhere). */
+export async function processesIn(dirs: string[]): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir('/proc');
+  } catch {
+    return [];
   }
-  if (!ours) return false;
-  killGroup(pgid);
-  // Wait until the group is gone so a restart never overlaps the old manager.
-  for (let i = 0; i < 200 && (await groupMembers(pgid)).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
-  return true;
+  const out: number[] = [];
+  for (const n of names) {
+    if (!/^\d+$/.test(n) || Number(n) === process.pid) continue;
+    const cwd = await fsp.readlink(`/proc/${n}/cwd`).catch(() => '');
+    if (cwd !== '' && dirs.some((d) => cwd === d || cwd.startsWith(d + path.sep))) out.push(Number(n));
+  }
+  return out;
+}
+
+async function pgidOf(pid: number): Promise<number | undefined> {
+  const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (stat === '') return undefined;
+  const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  return pgid > 0 ? pgid : undefined;
+}
+
+/**
+ * After a client crash: kill what a task left running — the process group the journal recorded, if a
+ * member of it still works in the task's slot or working copy (so a reused group id of an unrelated
+ * program is never touched), and the group of any other process working there (a manager started just
+ * before the crash, whose pgid never reached the journal). Waits until they are gone, so a restart
+ * never overlaps the old manager. Returns the groups killed.
+ */
+export async function killOrphans(ownDirs: string[], recordedPgid?: number): Promise<number[]> {
+  const groups = new Set<number>();
+  const ours = new Set(await processesIn(ownDirs));
+  if (recordedPgid) {
+    const members = await groupMembers(recordedPgid);
+    if (members.some((pid) => ours.has(pid))) groups.add(recordedPgid);
+  }
+  const own = await pgidOf(process.pid);
+  for (const pid of ours) {
+    const g = await pgidOf(pid);
+    if (g !== undefined && g !== own) groups.add(g);
+  }
+  for (const g of groups) killGroup(g);
+  for (let i = 0; i < 200; i++) {
+    let alive = false;
+    for (const g of groups) if ((await groupMembers(g)).length > 0) alive = true;
+    if (!alive) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return [...groups];
 }

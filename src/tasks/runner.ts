@@ -5,7 +5,10 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AltplatError, errnoCode } from '../errors.js';
 import type { PlatformDefinition } from '../definition/types.js';
+import { openClientControl } from '../ipc/client.js';
 import { ProcessState, type ClientControl } from '../ipc/contract.js';
+import { writeInitData } from '../ipc/init-data.js';
+import { createMmapFile } from '../ipc/mmap.js';
 import { JOB_FILE, writeJobFile } from '../job/jobfile.js';
 import { dataPaths, type DataPaths } from '../paths.js';
 import { readSchedulerReply } from '../scheduler/reply.js';
@@ -22,7 +25,7 @@ import {
   parseFinishFile, parseTemporaryExitFile, type ExitDecision,
 } from './exit-rules.js';
 import { Journal, type TaskRecord, type TaskStep } from './journal.js';
-import { killGroup, killOrphanGroup, launch, type LaunchSpec, type Spawner } from './launch.js';
+import { killGroup, killOrphans, launch, type LaunchSpec, type Spawner } from './launch.js';
 import { initDataFor, jobDescriptionFor, managerLaunchSpec, nativeLaunchSpec } from './start-spec.js';
 import { outputLine, type ResultReport } from './report.js';
 
@@ -192,7 +195,7 @@ export class TaskLifecycle extends EventEmitter {
     for (const rec of this.journal.all()) {
       if (rec.step === 'done') continue;
       const dirs = [rec.slot !== undefined ? this.paths.slotDir(rec.slot) : undefined, rec.workingCopy?.dir].filter((d): d is string => !!d);
-      await killOrphanGroup(rec.pgid, dirs);
+      if (dirs.length > 0) await killOrphans(dirs, rec.pgid);
     }
 
     let reply: ParsedReply | undefined;
@@ -369,9 +372,11 @@ export class TaskLifecycle extends EventEmitter {
     }
     for (;;) {
       if (this.quitting || r.userQuit) return this.quitReport(r, r.userQuit ? 'quit by altplat task' : 'client exiting');
+      // BOINC deletes only the temporary-exit file here (client/app_start.cpp). altplat also drops a finish
+      // file left by a run that was then killed (a restart signal): otherwise the next premature exit(0)
+      // would pass for success, and the 300 s finish-file timer would start at once.
       await fsp.rm(path.join(slotDir, TEMPORARY_EXIT_FILE), { force: true });
       await fsp.rm(path.join(slotDir, FINISH_FILE), { force: true });
-      const { createMmapFile } = await import('../ipc/mmap.js');
       await createMmapFile(slotDir);
       await this.writeInitData(r, slotDir, projectDir);
       const spec = a.kind === 'alt' ? await this.managerSpec(r, slotDir) : nativeLaunchSpec(a, slotDir, projectDir, this.paths.root);
@@ -382,11 +387,12 @@ export class TaskLifecycle extends EventEmitter {
         if (!(e instanceof AltplatError)) throw e;
         return this.finishWith(r, { kind: 'error', state: ProcessState.COULDNT_START, exitStatus: ERR_RESULT_START, message: e.message }, e.code);
       }
+      this.crashPoint('spawned_unjournaled');
       const exitP = launched.exited;
       r.pgid = launched.pgid;
       const startedAt = this.clock();
       await this.step(r, 'launched', { pid: launched.pid, pgid: launched.pgid });
-      const openControl = this.opts.openControl ?? (async (dir, o) => (await import('../ipc/client.js')).openClientControl(dir, o));
+      const openControl = this.opts.openControl ?? openClientControl;
       const control = await openControl(slotDir, { clock: this.clock, initialCheckpointCpuTime: r.rec.checkpointCpuTime });
       r.control = control;
       if (this.quitting || r.userQuit) control.quit();
@@ -478,7 +484,6 @@ export class TaskLifecycle extends EventEmitter {
   }
 
   private async writeInitData(r: Running, slotDir: string, projectDir: string): Promise<void> {
-    const { writeInitData } = await import('../ipc/init-data.js');
     await writeInitData(slotDir, initDataFor(r.rec, this.paths.root, projectDir));
   }
 
