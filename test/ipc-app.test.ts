@@ -223,6 +223,8 @@ describe('BoincApp in this process', () => {
     await fsp.rm(path.join(s, 'init_data.xml'));
     const app = await BoincApp.init({ slotDir: s, exit: () => undefined, log: () => undefined });
     expect(app.standalone).toBe(true);
+    expect(() => app.initData).toThrow(expect.objectContaining({ code: 'IPC_STANDALONE' }));
+    expect(app.checkpointPeriod).toBe(0);
     await app.detach();
   });
 });

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
-import { isAltplatError } from '../errors.js';
+import { AltplatError, isAltplatError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readInitData, type FullInitData } from './init-data.js';
 import { CONTROL_TEXT, appStatusText, matchTag, parseDouble, trickleUpText } from './messages.js';
@@ -137,7 +137,7 @@ export class BoincApp {
 
   /** init_data.xml as read at start (and after each reread_app_info). */
   get initData(): FullInitData {
-    if (!this.data) throw new Error('standalone: no init_data.xml');
+    if (!this.data) throw new AltplatError('IPC_STANDALONE', `no usable init_data.xml in ${this.slotDir}: running standalone`);
     return this.data;
   }
 
