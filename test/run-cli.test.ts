@@ -62,9 +62,17 @@ describe('altplat run', () => {
     const byName = Object.fromEntries(JSON.parse(r.stdout).results.map((x: { name: string }) => [x.name, x]));
     expect(byName.r_sparc).toMatchObject({ outcome: 'rejected', code: 'REPLY_NO_APP_VERSION', slot: null });
     expect(byName.r_missing_wu).toMatchObject({ outcome: 'rejected', code: 'REPLY_MISSING_WORKUNIT' });
-    // Its files were never supplied (no --files, nothing downloaded): the task cannot start.
-    expect(byName.r_default_platform).toMatchObject({ outcome: 'compute_error', code: 'INPUT_MISSING', exitStatus: -186 });
+    // Its files were never supplied (no --files, nothing downloaded): not taken on, not journaled …
+    expect(byName.r_default_platform).toMatchObject({ outcome: 'rejected', code: 'INPUT_MISSING', exitStatus: null });
     expect(await fsp.readdir(path.join(dataDir, 'slots')).catch(() => [])).toEqual([]); // no slot was taken
+    const journal = JSON.parse(await fsp.readFile(path.join(dataDir, 'altplat', 'tasks.json'), 'utf8').catch(() => '{"tasks":[]}'));
+    expect(journal.tasks).toEqual([]);
+    // … so the same reply runs once the files are there.
+    const files = await tempDataDir();
+    await fsp.writeFile(path.join(files, 'sum_linux'), '#!/bin/sh\necho 0 > boinc_finish_called\n'); // 39 bytes, as the reply says
+    await fsp.writeFile(path.join(files, 'in1'), 'x');
+    const again = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', files, path.resolve('fixtures/replies/unsupported-platform/reply.xml')]);
+    expect(JSON.parse(again.stdout).results.find((x: { name: string }) => x.name === 'r_default_platform')).toMatchObject({ outcome: 'success' });
   });
 
   it('human-readable report and usage errors (exit 2)', async () => {
@@ -78,6 +86,8 @@ describe('altplat run', () => {
     const noRunner = await runCli(['task', '--data-dir', dataDir, 'quit', 'x']);
     expect(noRunner.code).toBe(1);
     expect(noRunner.stderr).toContain('TASK_NO_RUNNER');
+    expect((await runCli(['run', '--data-dir', path.join(dataDir, 'typo'), 'x.xml'])).code).toBe(2);
+    expect(await fsp.stat(path.join(dataDir, 'typo')).catch(() => 'absent')).toBe('absent');
     const badReply = await runCli(['run', '--data-dir', dataDir, path.resolve('package.json')]);
     expect(badReply.code).toBe(1);
     expect(badReply.stderr).toContain('REPLY_NOT_WELL_FORMED');

@@ -162,6 +162,10 @@ export class TaskLifecycle extends EventEmitter {
   }
 
   async run(input: RunInput = {}): Promise<RunResult> {
+    // Never create a data dir by accident (a typo in --data-dir); same codes as discovery.
+    const st = await fsp.stat(this.paths.root).catch(() => undefined);
+    if (!st) throw new AltplatError('DATA_DIR_MISSING', `data dir ${this.paths.root} does not exist`);
+    if (!st.isDirectory()) throw new AltplatError('DATA_DIR_NOT_A_FOLDER', `data dir ${this.paths.root} is not a folder`);
     this.journal = await Journal.open(this.paths.state);
     const server = await serveControl(this.paths.state, (req: TaskRequest) => this.control(req.result, req.op));
     try {
@@ -218,6 +222,15 @@ export class TaskLifecycle extends EventEmitter {
         if (a.kind === 'alt' && !this.definitions.has(a.platform)) {
           reports.push(rejected(a.result.name, a.platform, 'PLATFORM_UNAVAILABLE',
             `alternate platform ${a.platform} is not installed and supported on this host`));
+          continue;
+        }
+        // Inputs are checked before the task is taken on: a missing or wrong file rejects it without
+        // journaling, so running the reply again once the files are right takes it on (nothing is lost).
+        try {
+          await checkInputs(projectDir, a);
+        } catch (e) {
+          if (!(e instanceof AltplatError)) throw e;
+          reports.push(rejected(a.result.name, a.platform, e.code, e.message));
           continue;
         }
         await this.journal.update(a.result.name, {}, {

@@ -44,7 +44,11 @@ export function registerRun(program: Command): void {
       let stopProgress: (() => void) | undefined;
       if (!flags.json && process.stderr.isTTY) stopProgress = (await import('../../tasks/progress.js')).showProgress(lc);
       try {
-        const result = await lc.run({ replyFile: reply, filesDir: flags.files });
+        const result = await lc.run({ replyFile: reply, filesDir: flags.files }).catch((e: unknown) => {
+          const code = (e as { code?: unknown }).code;
+          if (code === 'DATA_DIR_MISSING' || code === 'DATA_DIR_NOT_A_FOLDER') throw new UsageError((e as Error).message);
+          throw e;
+        });
         stopProgress?.();
         if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else printRunReport(result.results, process.stdout);
