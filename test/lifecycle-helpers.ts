@@ -20,6 +20,8 @@ export interface PlatformSpec {
   /** Size of the sparse `<shared/>` image file (default 1 MiB). */
   sharedBytes?: number;
   cmdline?: string;
+  /** Inner XML of a <requires> element, if any. */
+  requires?: string;
 }
 
 /** `alt_platforms/<name>/`: alt_platform.xml, the manager, a small config (copied) and a shared image. */
@@ -40,7 +42,7 @@ export async function installAltPlatform(dataDir: string, spec: PlatformSpec): P
         <file_name>manager</file_name>
         <cmdline>${spec.cmdline ?? '--config vm_config.xml'}</cmdline>
     </manager>
-    <file>
+${spec.requires ? `    <requires>${spec.requires}</requires>\n` : ''}    <file>
         <name>image/base.img</name>
         <shared/>
     </file>

@@ -167,3 +167,21 @@ describe('a lifecycle failure', () => {
     expect(await treeStamp(platformDir)).toEqual(before);
   });
 });
+
+describe('host probes reach discovery', () => {
+  it('work for a platform the pinned probes make unsupported is not taken; with them satisfied it runs', async () => {
+    const dataDir = await tempDataDir();
+    await installAltPlatform(dataDir, { name: LINUX, manager: app, requires: '<hw_accel/>' });
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 'hw', input: 'success 1' }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const lc = (usable: boolean) => new TaskLifecycle({
+      dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50,
+      probes: { hwAccel: async () => ({ usable, detail: 'pinned by the test' }) },
+    });
+    const without = await lc(false).run({ replyFile, filesDir });
+    expect(without.results[0]).toMatchObject({ name: 'hw', outcome: 'rejected', code: 'REPLY_NO_APP_VERSION' });
+    expect(without.results[0].reason).toContain('App version has unsupported platform x86_64-pc-linux-gnu');
+    const withAccel = await lc(true).run({ replyFile, filesDir });
+    expect(withAccel.results[0]).toMatchObject({ name: 'hw', outcome: 'success' });
+  });
+});

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AltplatError, errnoCode } from '../errors.js';
 import type { PlatformDefinition } from '../definition/types.js';
+import type { HostProbes } from '../host/probes.js';
 import { openClientControl } from '../ipc/client.js';
 import { ProcessState, type ClientControl } from '../ipc/contract.js';
 import { writeInitData } from '../ipc/init-data.js';
@@ -47,13 +48,13 @@ export interface LifecycleOptions {
   dataDir: string;
   /** Host platforms, primary first; default: detectHostPlatforms(). `--host-platform` replaces it. */
   hostPlatforms?: string[];
-  /** Host probe results handed to discovery (tests pin them). */
-  probes?: unknown;
+  /** Host probes handed to discovery (tests and embedding clients pin them). */
+  probes?: Partial<HostProbes>;
   /** Monotonic milliseconds for BOINC's timers (60 s quit/abort, 300 s finish file, 10 s checks). */
   clock?: () => number;
   spawner?: Spawner;
   /** Discovery, injectable; default: src/discovery discoverPlatforms. */
-  discover?: (opts: { dataDir: string; hostPlatforms?: string[]; probes?: unknown }) => Promise<PlatformsView>;
+  discover?: (opts: { dataDir: string; hostPlatforms?: string[]; probes?: Partial<HostProbes> }) => Promise<PlatformsView>;
   /** Client side of the shared-memory channel; default: src/ipc openClientControl. */
   openControl?: (slotDir: string, opts: { clock: () => number; initialCheckpointCpuTime: number }) => Promise<ClientControl>;
   /** How often running tasks are polled (BOINC: 1 s). */
@@ -178,8 +179,7 @@ export class TaskLifecycle extends EventEmitter {
   private async discover(): Promise<PlatformsView> {
     const discover = this.opts.discover ?? (async (o) => {
       const { discoverPlatforms } = await import('../discovery/discover.js');
-      type Opts = Parameters<typeof discoverPlatforms>[0];
-      return discoverPlatforms({ dataDir: o.dataDir, hostPlatforms: o.hostPlatforms, probes: o.probes as NonNullable<Opts>['probes'] });
+      return discoverPlatforms({ dataDir: o.dataDir, hostPlatforms: o.hostPlatforms, probes: o.probes });
     });
     const view = await discover({ dataDir: this.paths.root, hostPlatforms: this.opts.hostPlatforms, probes: this.opts.probes });
     for (const p of view.platforms) if (p.status === 'ok' && p.definition) this.definitions.set(p.name, p.definition);
