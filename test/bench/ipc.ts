@@ -5,7 +5,8 @@ import { printLine, type BenchSection } from './harness.js';
 
 /**
  * Latency from a suspend (or resume) request on our client side to the application acting on it.
- * `altplat task suspend` does not exist yet, so the clock starts at ClientControl.suspend().
+ * The clock starts at ClientControl.suspend(), which `altplat task suspend` reaches through the
+ * running client's control socket; that hop is not included here.
  * Baseline: BOINC's client task poll, TASK_POLL_PERIOD = 1 s (client/client_state.h), the period at
  * which the client looks at a task at all; it is a constant, not measured.
  */
@@ -70,7 +71,7 @@ export const sections: BenchSection[] = [
         printLine({ name: `suspend, ${label}`, value: median(r.suspend), baseline: BOINC_POLL_MS, goal: '<= 0.3x', note: `${note}; samples ${r.suspend.map((x) => x.toFixed(0)).join(',')}` });
         printLine({ name: `resume, ${label}`, value: median(r.resume), baseline: BOINC_POLL_MS, note: `samples ${r.resume.map((x) => x.toFixed(0)).join(',')}` });
       }
-      console.log(`   baseline = BOINC's TASK_POLL_PERIOD (${BOINC_POLL_MS} ms, a constant); 'altplat task suspend' does not exist yet, so the clock starts at the client-side call`);
+      console.log(`   baseline = BOINC's TASK_POLL_PERIOD (${BOINC_POLL_MS} ms, a constant); clock starts at ClientControl.suspend()/resume() (the hop from 'altplat task' to the running client is not included)`);
     },
   },
 ];
