@@ -34,11 +34,21 @@ async function setup(results: ResultSpec[]) {
 
 const lifecycle = (dataDir: string) => new TaskLifecycle({ dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 20, clock: fastClock() });
 
-/** Resolve once the task's manager has been running for `ms` (so it is inside its main loop). */
-function whenRunning(lc: TaskLifecycle, name: string, ms = 400): Promise<void> {
+/**
+ * Resolve `ms` after the task's manager has printed its mode line to stderr.txt (it is then past
+ * boinc_init and entering its main loop), however slow the machine is.
+ */
+function whenRunning(lc: TaskLifecycle, name: string, ms = 200): Promise<void> {
   return new Promise((resolve) => {
     lc.on('state', (s: { result: string; step: string }) => {
-      if (s.result === name && s.step === 'launched') setTimeout(resolve, ms);
+      if (s.result !== name || s.step !== 'launched') return;
+      const stderr = path.join(lc.paths.slotDir(0), 'stderr.txt');
+      const poll = async () => {
+        const text = await fsp.readFile(stderr, 'utf8').catch(() => '');
+        if (/mode \S+ run \d+/.test(text.split('\n').slice(-12).join('\n'))) setTimeout(resolve, ms);
+        else setTimeout(poll, 20);
+      };
+      void poll();
     });
   });
 }
@@ -88,7 +98,7 @@ describe('timers of client/app_control.cpp with a fast clock', () => {
     const fractions: number[] = [];
     let suspended = false;
     lc.on('progress', (p: { fractionDone: number }) => { if (suspended) fractions.push(p.fractionDone); });
-    void whenRunning(lc, 'long', 300).then(async () => {
+    void whenRunning(lc, 'long', 200).then(async () => {
       expect(await sendTaskCommand(s.p.state, { op: 'suspend', result: 'long' })).toMatchObject({ ok: true, state: 'SUSPENDED' });
       await new Promise((r) => setTimeout(r, 500)); // let the app stop and its last status arrive
       suspended = true;
