@@ -1,16 +1,22 @@
 /** A parsed, validated `alt_platforms/<name>/alt_platform.xml` (format: docs/PLATFORM_FORMAT.md). */
 export type HypervisorName = 'qemu' | 'virtualbox' | 'vmware' | 'docker' | 'podman';
 
+export const HYPERVISOR_NAMES: readonly HypervisorName[] = ['qemu', 'virtualbox', 'vmware', 'docker', 'podman'];
+
 export interface HypervisorRequirement {
-  name: HypervisorName;
-  /** semver range text as written (absent = any version). */
+  /**
+   * One of HypervisorName; a name altplat does not know is kept (forward compatibility) and never
+   * satisfied, so a newer definition that also lists a known hypervisor still works.
+   */
+  name: HypervisorName | (string & {});
+  /** semver range text as written (absent or empty = any version). */
   versionRange?: string;
 }
 
 export interface PlatformRequirements {
   /** Any one of these satisfies the hypervisor requirement; empty = none needed. */
   hypervisors: HypervisorRequirement[];
-  /** Host arch must be one of these (Node's `process.arch` names and BOINC spellings, normalised); empty = any. */
+  /** Host arch must be one of these (as written; compared after normaliseArch); empty = any. */
   arch: string[];
   hwAccel: boolean;
   minRamMb?: number;
@@ -20,6 +26,7 @@ export interface PlatformFile {
   /** Path inside the platform folder, '/'-separated, validated to stay inside it. */
   name: string;
   nbytes?: number;
+  /** Lower-case hex. */
   sha256?: string;
   /** Read-only and shared by every slot: never copied into a working copy. */
   shared: boolean;
@@ -29,11 +36,18 @@ export interface PlatformDefinition {
   name: string;
   userFriendlyName?: string;
   version: string;
+  /** `fileName` is the manager's path inside the folder ('/'-separated, normalised). */
   manager: { fileName: string; cmdline: string };
   requires: PlatformRequirements;
   files: PlatformFile[];
   /** Absolute path of the platform folder the definition was read from. */
   dir: string;
-  /** Unknown elements that were ignored (forward compatibility), for warnings. */
+  /** Unknown elements that were ignored (forward compatibility), for warnings, as paths like `requires/gpu`. */
   ignoredElements: string[];
+}
+
+/** Why a platform is not advertised: a stable machine-readable code and a message for a volunteer. */
+export interface Reason {
+  code: string;
+  message: string;
 }
