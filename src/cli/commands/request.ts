@@ -1,4 +1,74 @@
 import type { Command } from 'commander';
+import { UsageError } from '../usage.js';
 
-/** Placeholder: the `request` verb is registered by its issue's implementation. */
-export function registerRequest(_program: Command): void {}
+interface RequestOptions {
+  dataDir?: string;
+  output?: string;
+}
+
+/**
+ * `altplat request [--data-dir DIR] [-o OUT] FILE` — add the advertised alternate platforms to a
+ * scheduler request (FILE `-` = stdin) and print it, or write it atomically to OUT. The request's own
+ * platforms count as the host's: a platform it already names is not added again.
+ */
+export function registerRequest(program: Command): void {
+  program
+    .command('request')
+    .description('add the advertised alternate platforms to a BOINC scheduler request')
+    .argument('<file>', 'the scheduler request (sched_request_*.xml); - reads standard input')
+    .option('--data-dir <dir>', 'BOINC data dir (default: $BOINC_DATA_DIR, else the OS default)')
+    .option('-o, --output <file>', 'write the patched request here (atomically) instead of to standard output')
+    .action(async (file: string, opts: RequestOptions) => {
+      const input = await readInput(file);
+      const [{ discoverPlatforms, DATA_DIR_ERRORS }, { patchSchedulerRequest, readRequestPlatforms }, { isAltplatError }, { writeFileAtomic }, { terminalProgress, hashCallbacks }] =
+        await Promise.all([
+          import('../../discovery/discover.js'),
+          import('../../scheduler/request.js'),
+          import('../../errors.js'),
+          import('../../util/atomic.js'),
+          import('../../discovery/progress.js'),
+        ]);
+      const own = readRequestPlatforms(input);
+      let names: string[] = [];
+      if (!own.anonymous) {
+        const bar = await terminalProgress();
+        try {
+          const result = await discoverPlatforms({
+            dataDir: opts.dataDir,
+            hostPlatforms: [own.primary, ...own.alternates],
+            ...hashCallbacks(bar),
+          });
+          names = result.advertised;
+          for (const w of result.warnings) process.stderr.write(`altplat: warning: ${w}\n`);
+        } catch (e) {
+          if (isAltplatError(e) && DATA_DIR_ERRORS.includes(e.code)) throw new UsageError(e.message);
+          throw e;
+        } finally {
+          bar.stop();
+        }
+      }
+      const patched = patchSchedulerRequest(input, names);
+      if (opts.output) await writeFileAtomic(opts.output, patched.request);
+      else await new Promise<void>((resolve, reject) => process.stdout.write(patched.request, (err) => (err ? reject(err) : resolve())));
+      const summary = own.anonymous
+        ? 'the project uses the anonymous platform: nothing added'
+        : patched.added.length > 0
+          ? `added ${patched.added.length} alternate platform${patched.added.length === 1 ? '' : 's'}: ${patched.added.join(', ')}`
+          : 'no alternate platform to add';
+      process.stderr.write(`altplat: ${summary} (request platforms: ${[own.primary, ...own.alternates].join(', ')})${opts.output ? `; wrote ${opts.output}` : ''}\n`);
+    });
+}
+
+async function readInput(file: string): Promise<Buffer> {
+  const { promises: fsp } = await import('node:fs');
+  if (file === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+  try {
+    return await fsp.readFile(file);
+  } catch (e) {
+    throw new UsageError(`cannot read the scheduler request ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
