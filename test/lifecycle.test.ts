@@ -89,6 +89,19 @@ describe('a BOINC-API program as an alt platform manager, through every exit pat
   });
 });
 
+describe('trickle-up messages', () => {
+  it('the app\'s trickle_up.xml is moved to the project dir (client/app.cpp move_trickle_file)', async () => {
+    const r = await runThroughAltPlatform([{ name: 'tr', input: 'trickle' }]);
+    expect(r.byName.tr.outcome).toBe('success');
+    const projectDir = path.join(r.dataDir, 'projects', PROJECT);
+    const trickles = (await fsp.readdir(projectDir)).filter((n) => /^trickle_up_tr_\d+\.xml$/.test(n));
+    expect(trickles).toHaveLength(1);
+    const text = await fsp.readFile(path.join(projectDir, trickles[0]), 'utf8');
+    expect(text).toContain('lc_progress');
+    expect(text).toContain('<steps>1</steps>');
+  });
+});
+
 describe('the manager cannot change the platform original', () => {
   it('a manager that edits, adds and replaces files in its working copy leaves the original byte-identical', async () => {
     const dir = await tempDataDir();

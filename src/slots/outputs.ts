@@ -95,3 +95,25 @@ export async function readStderrTail(slotDir: string, limit = STDERR_TAIL_BYTES)
     await fh.close();
   }
 }
+
+/**
+ * client/app.cpp ACTIVE_TASK::move_trickle_file: the app's `trickle_up.xml` moves from the slot to
+ * `<projectDir>/trickle_up_<result>_<unix time>.xml` for the embedding client to send; if it cannot be
+ * moved it is removed. Only a regular file is moved (a planted symlink is just removed).
+ */
+export async function moveTrickleUp(slotDir: string, projectDir: string, resultName: string, now = Date.now()): Promise<string | undefined> {
+  const from = path.join(slotDir, 'trickle_up.xml');
+  const st = await fsp.lstat(from).catch(() => undefined);
+  if (!st) return undefined;
+  const to = path.join(projectDir, `trickle_up_${resultName}_${Math.floor(now / 1000)}.xml`);
+  if (st.isFile()) {
+    try {
+      await fsp.rename(from, to);
+      return to;
+    } catch {
+      // fall through: remove it, as BOINC does
+    }
+  }
+  await fsp.rm(from, { force: true });
+  return undefined;
+}

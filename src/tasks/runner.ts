@@ -17,7 +17,7 @@ import type { ParsedReply } from '../scheduler/reply-types.js';
 import { chooseFreeSlot } from '../slots/choose.js';
 import { cleanOutDir, removeInside } from '../slots/clean.js';
 import { stageFiles } from '../slots/files.js';
-import { checkOutputs, moveCopiedOutputs, readStderrTail } from '../slots/outputs.js';
+import { checkOutputs, moveCopiedOutputs, moveTrickleUp, readStderrTail } from '../slots/outputs.js';
 import { checkInputs, FINISH_FILE, setupSlot, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
 import { changedSharedOriginals, createWorkingCopy, removeWorkingCopy } from '../slots/working-copy.js';
 import { serveControl, type TaskOp, type TaskRequest, type TaskResponse } from './control-socket.js';
@@ -102,7 +102,7 @@ const atLeast = (s: TaskStep, min: TaskStep) => STEP_ORDER.indexOf(s) >= STEP_OR
  * The task lifecycle of issue 3, usable from a TypeScript client: `run()` takes a scheduler reply's
  * assignments (or only the journal's unfinished tasks) through slot → working copy → manager → exit
  * rules → outputs → cleanup, journaling every step. Events: 'state' ({result, step}), 'progress'
- * (ProgressEvent), 'exit' ({result, decision}), 'report' (ResultReport).
+ * (ProgressEvent), 'exit' ({result, decision}), 'trickle_up' ({result, file}), 'report' (ResultReport).
  *
  * @example
  *   const lc = new TaskLifecycle({ dataDir: '/var/lib/boinc-client' });
@@ -471,6 +471,9 @@ export class TaskLifecycle extends EventEmitter {
       for (const act of actions) {
         if (act.kind === 'kill') {
           killGroup(pgid);
+        } else if (act.kind === 'trickle_up') {
+          const file = await moveTrickleUp(slotDir, this.paths.projectDir(r.rec.assignment.masterUrl), r.rec.resultName);
+          if (file) this.emit('trickle_up', { result: r.rec.resultName, file });
         } else if (act.kind === 'checkpoint') {
           // ACTIVE_TASK_SET::get_msgs: a checkpoint resets the premature-exit count.
           r.rec = await this.journal.update(r.rec.resultName, { checkpointCpuTime: act.checkpointCpuTime, fractionDone: act.fractionDone, prematureExits: 0 });

@@ -13,6 +13,7 @@
  *   ignore_quit      enter a critical section forever (quit is deferred: 60 s rule)
  *   no_output        boinc_finish(0) without writing "out"
  *   big_output       write 4096 bytes (the tests give max_nbytes 1000)
+ *   trickle          boinc_send_trickle_up, then succeed
  * Progress is kept in "ckpt" in the slot so a restarted run resumes.
  */
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "boinc_api.h"
+#include "util.h"
 
 static int read_int(const char* file, int dflt) {
     FILE* f = fopen(file, "r");
@@ -70,6 +72,11 @@ int main(int argc, char** argv) {
         char text[256];
         snprintf(text, sizeof(text), "done %d steps in %d runs\n", n, runs);
         write_output(text, 0);
+        boinc_finish(0);
+    } else if (!strcmp(mode, "trickle")) {
+        boinc_send_trickle_up((char*)"lc_progress", (char*)"<steps>1</steps>");
+        boinc_sleep(2.5); /* the API's timer sends the message at its next 1 s tick (sleep() would be cut short by its SIGALRM) */
+        write_output("trickled\n", 0);
         boinc_finish(0);
     } else if (!strcmp(mode, "error")) {
         boinc_finish(3);
