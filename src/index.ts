@@ -5,6 +5,8 @@
 export { AltplatError, isAltplatError } from './errors.js';
 export { resolveDataDir, defaultDataDir, escapeProjectUrl, dataPaths } from './paths.js';
 export type { PlatformDefinition, PlatformFile, PlatformRequirements, HypervisorRequirement } from './definition/types.js';
+// discovery (issue 2): definitions, host probes, discovery, install/verify, scheduler request patching
+export * from './discovery/index.js';
 export { ProcessState } from './ipc/contract.js';
 export type { AppStatus, ClientControl, ControlAction, ControlMessage } from './ipc/contract.js';
 // ipc (issue 4): BOINC's client<->app channel over boinc_mmap_file, both sides
