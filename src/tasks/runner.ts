@@ -10,7 +10,7 @@ import { openClientControl } from '../ipc/client.js';
 import { ProcessState, type ClientControl } from '../ipc/contract.js';
 import { writeInitData } from '../ipc/init-data.js';
 import { createMmapFile } from '../ipc/mmap.js';
-import { JOB_FILE, writeJobFile } from '../job/jobfile.js';
+import { writeJobFile } from '../job/jobfile.js';
 import { dataPaths, type DataPaths } from '../paths.js';
 import { readSchedulerReply } from '../scheduler/reply.js';
 import type { ParsedReply } from '../scheduler/reply-types.js';
@@ -46,7 +46,7 @@ export interface PlatformsView {
 
 export interface LifecycleOptions {
   dataDir: string;
-  /** Host platforms, primary first; default: detectHostPlatforms(). `--host-platform` replaces it. */
+  /** Host platforms, primary first; default: what discovery detects (BOINC's detect_platforms). `--host-platform` replaces it. */
   hostPlatforms?: string[];
   /** Host probes handed to discovery (tests and embedding clients pin them). */
   probes?: Partial<HostProbes>;
@@ -588,4 +588,3 @@ async function readOptional(file: string): Promise<string | undefined> {
   }
 }
 
-export { JOB_FILE };
