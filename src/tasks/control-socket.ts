@@ -29,6 +29,10 @@ function connect(sock: string): Promise<net.Socket> {
  */
 export async function serveControl(stateDir: string, handle: (req: TaskRequest) => Promise<TaskResponse>): Promise<{ close(): Promise<void>; path: string }> {
   const sock = path.join(stateDir, CONTROL_SOCKET);
+  // sockaddr_un holds 108 bytes including the NUL on Linux.
+  if (Buffer.byteLength(sock) > 107) {
+    throw new AltplatError('CONTROL_SOCKET_PATH_TOO_LONG', `the control socket path ${sock} is longer than the 107 bytes a unix socket allows; use a shorter data dir path`);
+  }
   await fsp.mkdir(stateDir, { recursive: true });
   try {
     const s = await connect(sock);
