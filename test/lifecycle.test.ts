@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseJob } from '../src/job/jobfile.js';
 import { dataPaths } from '../src/paths.js';
+import type { Spawner } from '../src/tasks/launch.js';
 import { TaskLifecycle, type LifecycleOptions } from '../src/tasks/runner.js';
 import { buildBoincProgram } from './helpers/boinc-c.js';
 import {
@@ -196,5 +198,33 @@ describe('host probes reach discovery', () => {
     expect(without.results[0].reason).toContain('App version has unsupported platform x86_64-pc-linux-gnu');
     const withAccel = await lc(true).run({ replyFile, filesDir });
     expect(withAccel.results[0]).toMatchObject({ name: 'hw', outcome: 'success' });
+  });
+});
+
+describe('launch', () => {
+  it('the manager runs at nice 19 with SCHED_IDLE, in its own process group, through the injected spawner', async () => {
+    const dir = await tempDataDir();
+    const mgr = path.join(dir, 'prio.sh');
+    await fsp.writeFile(mgr, `#!/bin/sh
+echo "nice $(cut -d' ' -f19 /proc/$$/stat)" >&2
+chrt -p $$ >&2
+echo "pgid $(ps -o pgid= -p $$ | tr -d ' ') pid $$" >&2
+printf '0\\n' > boinc_finish_called
+`, { mode: 0o755 });
+    const calls: Array<{ command: string; args: readonly string[]; detached?: boolean }> = [];
+    const spawner: Spawner = (command, args, options) => {
+      calls.push({ command, args, detached: options.detached });
+      return spawn(command, args, options);
+    };
+    const r = await runThroughAltPlatform([{ name: 'prio', input: 'x', optionalOutput: true }], { spawner }, mgr);
+    expect(r.byName.prio.outcome).toBe('success');
+    expect(calls).toHaveLength(1);
+    expect(calls[0].detached).toBe(true);
+    expect(calls[0].args.at(-7)).toBe(path.join(r.dataDir, 'alt_platforms_working', 'slot0', 'manager'));
+    const err = r.byName.prio.stderr;
+    expect(err).toContain('nice 19');
+    expect(err).toMatch(/scheduling policy: SCHED_IDLE/);
+    const m = /pgid (\d+) pid (\d+)/.exec(err)!;
+    expect(m[1]).toBe(m[2]); // leads its own group
   });
 });
