@@ -6,7 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { loadVmConfig, type VmConfig } from '../src/manager/vm-config.js';
 
 /** Shared by the QEMU tests and bench: the built reference image (built here if missing). */
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+function findRepo(from: string): string {
+  // Works from test/ (vitest) and from dist/test/ (the compiled bench): the first folder up with package.json.
+  let d = from;
+  while (!existsSync(path.join(d, 'package.json')) && path.dirname(d) !== d) d = path.dirname(d);
+  return d;
+}
+export const REPO = findRepo(path.dirname(fileURLToPath(import.meta.url)));
 export const PLATFORM_DIR = path.join(REPO, 'alt_platforms', 'x86_64-pc-linux-gnu');
 
 export function ensureImage(): void {
