@@ -42,3 +42,18 @@ export { createWorkingCopy, changedSharedOriginals, removeWorkingCopy } from './
 export type { WorkingCopy, SharedFileStamp, ShareMethod } from './slots/working-copy.js';
 export { stageFiles, verifyProjectFile } from './slots/files.js';
 export { ERR_FILE_TOO_BIG, STDERR_TAIL_BYTES } from './slots/outputs.js';
+// qemu (issue 5): the reference platform's QMP and guest-agent clients, QEMU driver and manager
+export { QmpClient } from './manager/qmp.js';
+export type { QmpEvent, QmpOptions } from './manager/qmp.js';
+export { QgaClient, QGA_CHUNK_BYTES } from './manager/qga.js';
+export type { GuestExecStatus, GuestExecOptions } from './manager/qga.js';
+export { QemuVm, startVm, createOverlay, listSnapshots, killOrphanVm, qemuArgs, PIDFILE as QEMU_PIDFILE } from './manager/qemu.js';
+export type { StartOptions as QemuStartOptions, ExitInfo as QemuExitInfo, PidfileContent as QemuPidfileContent } from './manager/qemu.js';
+export { kvmPrecheck } from './manager/accel.js';
+export type { KvmPrecheck, KvmVerdict } from './manager/accel.js';
+export { loadVmConfig, parseVmConfig } from './manager/vm-config.js';
+export type { VmConfig, AccelChoice } from './manager/vm-config.js';
+export { Manager, parseManagerArgs } from './manager/manager.js';
+export type { ManagerOptions } from './manager/manager.js';
+export { STATE_FILE as MANAGER_STATE_FILE, TASK_OVERLAY } from './manager/state.js';
+export type { ManagerState } from './manager/state.js';
