@@ -1,5 +1,5 @@
 import { promises as fsp, readFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -163,7 +163,7 @@ describe('the manager follows the client', () => {
     await until('a checkpoint', () => checkpointTag(t.slot));
     process.kill(pid1, 'SIGKILL');
     const pid2 = await until('a new VM', () => qemuPidsTagged('mt_kill').find((p) => p !== pid1));
-    await until('a checkpoint of the new VM', async () => (await fsp.readFile(path.join(t.slot, 'stderr.txt'), 'utf8')).split('VM ended unexpectedly')[1]?.includes('checkpoint altplat-ckpt') || undefined);
+    await until('a checkpoint of the new VM', async () => (await fsp.readFile(path.join(t.slot, 'stderr.txt'), 'utf8')).split('VM ended unexpectedly')[1]?.includes(' saved in ') || undefined);
     const managerPid = Number(readFileSync(`/proc/${pid2}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
     process.kill(managerPid, 'SIGKILL');
     const { results } = await t.done;
@@ -183,4 +183,30 @@ describe('the manager follows the client', () => {
     expect(results[0]!.stderr).toContain('abort requested: killing the VM');
     expect(qemuPidsTagged('mt_abort')).toEqual([]);
   }, 120_000);
+});
+
+describe('a client killed with SIGKILL (through the real CLI)', () => {
+  it('the orphaned manager ends itself and its VM; the next `altplat run` resumes from the checkpoint', async () => {
+    const d = await dataDir(['x86_64-pc-linux-gnu']);
+    const reply = makeQemuReply([{ result: 'mt_client', platform: 'x86_64-pc-linux-gnu', program: COUNTER, commandLine: '40' }]);
+    const { replyFile, filesDir } = writeQemuReply(d, reply);
+    const cli = (args: string[]) => spawn(process.execPath, ['--import', 'tsx', path.resolve('src/cli/main.ts'), 'run', '--data-dir', d, '--host-platform', 'windows_x86_64', ...args], {
+      env: { ...process.env, ALTPLAT_CHECKPOINT_PERIOD: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const first = cli(['--files', filesDir, replyFile]);
+    const slot = path.join(d, 'slots', '0');
+    await until('a checkpoint', () => checkpointTag(slot), 90_000);
+    first.kill('SIGKILL');
+    // BoincApp notices the client is gone (client_pid checked every 10 s) and exits; its VM goes with it.
+    await until('the orphaned VM to end', () => (qemuPidsTagged('mt_client').length === 0 ? true : undefined), 30_000);
+    const second = cli(['--json']);
+    let out = '';
+    second.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    const code = await new Promise<number | null>((r) => second.once('exit', r));
+    const report = JSON.parse(out) as { results: Array<{ name: string; outcome: string; stderr: string }> };
+    expect(code).toBe(0);
+    expect(report.results[0]).toMatchObject({ name: 'mt_client', outcome: 'success' });
+    expect(report.results[0]!.stderr).toMatch(/restored checkpoint altplat-ckpt-[ab]/);
+    expect(await fsp.readFile(path.join(d, 'projects', QEMU_PROJECT, 'mt_client_stdout_txt'), 'utf8')).toBe(expectedCounter(40));
+  }, 180_000);
 });
