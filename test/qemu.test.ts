@@ -83,12 +83,12 @@ describe('a real VM (TCG)', () => {
     const data = randomBytes(2.5 * (1 << 20));
     const src = path.join(dir, 'in.bin');
     writeFileSync(src, data);
-    expect(await vm.qga.pushFile(src, '/work/job/in.bin', 0o640)).toBe(data.length);
-    const mode = await vm.qga.run('/bin/stat', ['-c', '%a', '/work/job/in.bin']);
+    expect(await vm.qga.pushFile(src, '/work/in.bin', 0o640)).toBe(data.length);
+    const mode = await vm.qga.run('/bin/stat', ['-c', '%a', '/work/in.bin']);
     expect(mode.stdout!.toString().trim()).toBe('640');
-    await vm.qga.pullFile('/work/job/in.bin', path.join(dir, 'out.bin'));
+    await vm.qga.pullFile('/work/in.bin', path.join(dir, 'out.bin'));
     expect(readFileSync(path.join(dir, 'out.bin')).equals(data)).toBe(true);
-    await expect(vm.qga.readFile('/work/job/in.bin', 1000)).rejects.toMatchObject({ code: 'QGA_FILE_TOO_LARGE' });
+    await expect(vm.qga.readFile('/work/in.bin', 1000)).rejects.toMatchObject({ code: 'QGA_FILE_TOO_LARGE' });
   });
 
   it('names the failed command and QEMU\'s answer in its errors', async () => {
@@ -129,15 +129,25 @@ describe('a real VM (TCG)', () => {
     expect(await vm.cpuSeconds()).toBeGreaterThanOrEqual(cpu0);
   });
 
+  it('resynchronises the agent stream after a request timed out while the guest was paused', async () => {
+    await vm.pause();
+    // The request is queued in the paused guest; its late answer must not be taken for the next reply.
+    await expect(vm.qga.execute('guest-info', undefined, 300)).rejects.toMatchObject({ code: 'QGA_TIMEOUT', message: expect.stringContaining('guest-info') });
+    await vm.resume();
+    const out = await vm.qga.run('/bin/echo', ['after-resync']);
+    expect(out.stdout!.toString()).toBe('after-resync\n');
+    expect(await vm.qga.execute<{ version: string }>('guest-info')).toMatchObject({ version: expect.stringMatching(/^7\./) });
+  });
+
   it('snapshot-save/-load roll RAM and disk back together, and a new QEMU process restores it', async () => {
-    await vm.qga.writeFile('/work/job/before.txt', Buffer.from('kept'));
+    await vm.qga.writeFile('/work/before.txt', Buffer.from('kept'));
     await vm.qga.writeFile('/tmp/ram-before.txt', Buffer.from('kept'));
     await vm.saveSnapshot('ck1');
     expect(await listSnapshots(overlay())).toContain('ck1');
-    await vm.qga.writeFile('/work/job/after.txt', Buffer.from('lost'));
+    await vm.qga.writeFile('/work/after.txt', Buffer.from('lost'));
     await vm.qga.writeFile('/tmp/ram-after.txt', Buffer.from('lost'));
     await vm.loadSnapshot('ck1');
-    const ls = (await vm.qga.run('/bin/ls', ['/work/job', '/tmp'])).stdout!.toString();
+    const ls = (await vm.qga.run('/bin/ls', ['/work', '/tmp'])).stdout!.toString();
     expect(ls).toContain('before.txt');
     expect(ls).toContain('ram-before.txt');
     expect(ls).not.toContain('after.txt');
