@@ -44,6 +44,10 @@ for tool in apt-get apt-cache dpkg-deb cpio gzip mke2fs qemu-img readelf sha256s
 done
 
 mkdir -p "$CACHE" "$BUILD"
+# One build at a time per build dir (parallel test files may all ask for the image); a waiter then
+# finds it up to date.
+exec 9>"$BUILD/.lock"
+flock 9
 
 step "resolving the cloud kernel ABI"
 # (no early `exit` in awk or `head` after a producer: with pipefail, SIGPIPE would fail the build)

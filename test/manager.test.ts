@@ -157,19 +157,26 @@ describe('the manager follows the client', () => {
     expect(log.match(/\] started vmt_/g)).toHaveLength(1);
   }, 120_000);
 
-  it('SIGKILL of QEMU and then of the manager mid-run: the task still finishes with the right output', async () => {
-    const t = await startCounter('mt_kill', 60);
+  it('SIGKILL of QEMU and then of the manager at random points: the task still finishes with the right output', async () => {
+    // Random points (printed, so a failure can be replayed): during boot, copy-in, run or a checkpoint.
+    const qemuDelay = Math.floor(Math.random() * 5000);
+    const managerDelay = Math.floor(Math.random() * 5000);
+    console.log(`kill points: QEMU ${qemuDelay} ms after it started, the manager ${managerDelay} ms after the next VM started`);
+    const t = await startCounter('mt_kill', 40);
     const pid1 = await t.qemuPid();
-    await until('a checkpoint', () => checkpointTag(t.slot));
-    process.kill(pid1, 'SIGKILL');
-    const pid2 = await until('a new VM', () => qemuPidsTagged('mt_kill').find((p) => p !== pid1));
-    await until('a checkpoint of the new VM', async () => (await fsp.readFile(path.join(t.slot, 'stderr.txt'), 'utf8')).split('VM ended unexpectedly')[1]?.includes(' saved in ') || undefined);
-    const managerPid = Number(readFileSync(`/proc/${pid2}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-    process.kill(managerPid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, qemuDelay));
+    try { process.kill(pid1, 'SIGKILL'); } catch { /* finished already */ }
+    const pid2 = await until('a new VM', () => qemuPidsTagged('mt_kill').find((p) => p !== pid1), 60_000).catch(() => undefined);
+    if (pid2 !== undefined) {
+      await new Promise((r) => setTimeout(r, managerDelay));
+      try {
+        const managerPid = Number(readFileSync(`/proc/${pid2}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+        process.kill(managerPid, 'SIGKILL');
+      } catch { /* the VM (and its manager) ended meanwhile */ }
+    }
     const { results } = await t.done;
-    expect(results[0]).toMatchObject({ outcome: 'success', exitStatus: 0 });
-    expect(results[0]!.restarts).toBeGreaterThanOrEqual(1);
-    expect(await t.output()).toBe(expectedCounter(60));
+    expect(results[0], results[0]!.stderr).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    expect(await t.output()).toBe(expectedCounter(40));
     if (process.env.SHOWLOG) console.log(results[0]!.stderr);
   }, 180_000);
 

@@ -85,7 +85,7 @@ export class Manager {
       } catch (e) {
         if (e instanceof VmDied && this.vmRestarts < MAX_VM_RESTARTS) {
           this.vmRestarts++;
-          log(`the VM ended unexpectedly (${e.message}); restarting from ${this.state.checkpoint ?? 'the beginning'} (${this.vmRestarts}/${MAX_VM_RESTARTS})`);
+          log(`the VM ended unexpectedly (${e.message}); restarting from ${this.state?.checkpoint ?? 'the beginning'} (${this.vmRestarts}/${MAX_VM_RESTARTS})`);
           await this.dropVm();
           continue;
         }
@@ -121,7 +121,7 @@ export class Manager {
     if (restoreTag && saved) {
       this.state = saved;
       const t0 = Date.now();
-      const { vm } = await startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel });
+      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel }));
       this.attach(vm);
       log(`restored checkpoint ${restoreTag} in ${Date.now() - t0} ms; re-attaching to guest pid ${saved.guestPid}`);
       this.runSecs = 0;
@@ -130,7 +130,7 @@ export class Manager {
     }
     await this.checkInterrupts();
     await createOverlay(this.overlay, this.config.baseDisk, this.config.appOverlay);
-    const { vm, bootMs } = await startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log });
+    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log }));
     this.attach(vm);
     log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel})`);
     this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, elapsedAtCheckpoint: 0 };
@@ -151,6 +151,22 @@ export class Manager {
     this.paused = false;
     this.o.app.setOtherPid(vm.pid);
     void vm.exited.then(() => this.poke());
+  }
+
+  /**
+   * A boot that fails because the VM died or hung (killed, crashed, panicked, timed out) is retried
+   * like a VM dying later; QEMU missing or an unusable image is not.
+   */
+  private async boot<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      const code = (e as AltplatError).code;
+      if (['VM_EXITED', 'VM_SOCKET_CLOSED', 'VM_BOOT_TIMEOUT', 'VM_KERNEL_PANIC', 'VM_KVM_FAILED', 'QGA_TIMEOUT', 'QMP_TIMEOUT'].includes(code)) {
+        throw new VmDied(`${code}: ${(e as Error).message}`);
+      }
+      throw e;
+    }
   }
 
   /** Turns a VM dying under an agent call into VmDied, so the run loop can restore. */
