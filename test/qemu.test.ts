@@ -183,6 +183,25 @@ describe('a real VM (TCG)', () => {
     expect(existsSync(r.vm.socketDir)).toBe(false);
   });
 
+  it('layers an app-version overlay between the base and the task overlay, leaving it unchanged', async () => {
+    // The app version's overlay: made here by booting on it once and leaving a file behind.
+    const app = path.join(dir, 'app.qcow2');
+    await createOverlay(app, config.baseDisk);
+    let r = await startVm({ config: { ...config, accel: 'tcg' }, runDir: dir, overlay: app, task: TAG });
+    await r.vm.qga.writeFile('/work/from-app.txt', Buffer.from('shipped with the app'));
+    await r.vm.powerOff();
+    const appSha = sha256File(app);
+    const task = path.join(dir, 'task2.qcow2');
+    await createOverlay(task, config.baseDisk, app);
+    r = await startVm({ config: { ...config, accel: 'tcg', appOverlay: app }, runDir: dir, overlay: task, task: TAG });
+    expect((await r.vm.qga.readFile('/work/from-app.txt')).toString()).toBe('shipped with the app');
+    await r.vm.qga.writeFile('/work/from-task.txt', Buffer.from('task'));
+    await r.vm.saveSnapshot('t1');
+    await r.vm.powerOff();
+    expect(sha256File(app)).toBe(appSha);
+    expect(await listSnapshots(task)).toEqual(['t1']);
+  });
+
   it('classifies a guest that cannot boot: kernel panic seen on the console', async () => {
     // No initramfs and no root: the kernel panics ("VFS: Unable to mount root fs"); panic=-1 would
     // reboot, and -no-reboot turns that into an exit, which is classified from the console as well.
