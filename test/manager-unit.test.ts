@@ -33,3 +33,24 @@ describe('manager arguments (the lifecycle contract)', () => {
     expect(() => parseManagerArgs(['--config'], { ALTPLAT_WORKING_DIR: '/w' })).toThrow(expect.objectContaining({ code: 'MANAGER_USAGE' }));
   });
 });
+
+describe('the cached KVM verdict', () => {
+  it('is found again only for the same host kernel and QEMU binary', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { readVerdict, verdictKey, writeVerdict } = await import('../src/manager/accel.js');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'altplat-verdict-'));
+    try {
+      const file = path.join(dir, 'v.json');
+      const key = await verdictKey('/usr/bin/qemu-system-x86_64');
+      expect(key).toContain(os.release());
+      await writeVerdict({ works: false, reason: 'emulation failure', key, at: 'now' }, file);
+      expect(await readVerdict(key, file)).toMatchObject({ works: false, reason: 'emulation failure' });
+      expect(await readVerdict(`${key}-other`, file)).toBeUndefined();
+      expect(await readVerdict(key, path.join(dir, 'missing.json'))).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOverlay, killOrphanVm, listSnapshots, PIDFILE, QemuVm, qemuArgs, startVm } from '../src/manager/qemu.js';
 import { parseVmConfig, type VmConfig } from '../src/manager/vm-config.js';
+import { kvmPrecheck } from '../src/manager/accel.js';
 import { platformConfig, qemuPidsTagged, sha256File } from './qemu-fixture.js';
 
 /**
@@ -61,9 +62,16 @@ describe('a real VM (TCG)', () => {
 
   it('boots the reference image to a ready guest agent, owned through a tagged pidfile', async () => {
     await createOverlay(overlay(), config.baseDisk);
-    const r = await startVm({ config: { ...config, accel: 'tcg' }, runDir: dir, overlay: overlay(), task: TAG });
+    const logs: string[] = [];
+    // accel auto: KVM only if the pre-check passes (and a timed boot works), else TCG with the reason logged.
+    const r = await startVm({ config: { ...config, accel: 'auto' }, runDir: dir, overlay: overlay(), task: TAG, log: (l) => logs.push(l) });
     vm = r.vm;
     expect(r.bootMs).toBeGreaterThan(0);
+    const pre = await kvmPrecheck();
+    if (!pre.usable) {
+      expect(vm.opts.accel).toBe('tcg');
+      expect(logs.join('\n')).toContain(pre.reason);
+    }
     const pidfile = JSON.parse(readFileSync(path.join(dir, PIDFILE), 'utf8'));
     expect(pidfile).toMatchObject({ pid: vm.pid, task: TAG });
     expect(qemuPidsTagged(TAG)).toEqual([vm.pid]);
