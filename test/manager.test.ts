@@ -61,6 +61,7 @@ describe('the paper\'s program through the alt platforms (Windows host playing t
 /** A guest program that counts `$1` steps (0.1 s each), reporting progress in fraction_done. */
 const COUNTER = Buffer.from(`#!/bin/sh
 n=\${1:-40}; i=0
+echo "counter: $n steps" >&2
 while [ $i -lt $n ]; do
   i=$((i+1)); echo "step $i"
   echo "$i $n" | awk '{printf "%.4f\\n", $1/$2}' > fraction_done
@@ -134,6 +135,8 @@ describe('the manager follows the client', () => {
     expect(results[0]).toMatchObject({ outcome: 'success', exitStatus: 0 });
     expect(await t.output()).toBe(expectedCounter(40));
     expect(results[0]!.stderr).toContain('resumed: VM running');
+    // The program's own standard error lands in the slot's stderr.txt.
+    expect(results[0]!.stderr).toContain('counter: 40 steps\n');
   }, 120_000);
 
   it('quit powers off keeping the checkpoint; the next run restores it and re-attaches to the program', async () => {

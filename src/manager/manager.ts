@@ -162,7 +162,7 @@ export class Manager {
       return await p;
     } catch (e) {
       const code = (e as AltplatError).code;
-      if (['VM_EXITED', 'VM_SOCKET_CLOSED', 'VM_BOOT_TIMEOUT', 'VM_KERNEL_PANIC', 'VM_KVM_FAILED', 'QGA_TIMEOUT', 'QMP_TIMEOUT'].includes(code)) {
+      if (['VM_EXITED', 'VM_SOCKET_CLOSED', 'VM_BOOT_TIMEOUT', 'VM_KERNEL_PANIC', 'VM_AGENT_FAILED', 'VM_KVM_FAILED', 'QGA_TIMEOUT', 'QMP_TIMEOUT'].includes(code)) {
         throw new VmDied(`${code}: ${(e as Error).message}`);
       }
       throw e;

@@ -242,8 +242,8 @@ export class QemuVm {
 
   /**
    * Waits until the guest agent answers (VSERPORT_CHANGE open, then guest-sync). Failures are
-   * classified: VM_KERNEL_PANIC (seen on the console), VM_EXITED (QEMU ended; its stderr quoted),
-   * VM_BOOT_TIMEOUT.
+   * classified: VM_KERNEL_PANIC (seen on the console), VM_AGENT_FAILED (qemu-ga keeps dying in the
+   * guest), VM_EXITED (QEMU ended; its stderr quoted), VM_BOOT_TIMEOUT.
    */
   async waitAgent(timeoutMs = this.opts.config.bootTimeoutSec * 1000): Promise<number> {
     const t0 = Date.now();
@@ -255,6 +255,11 @@ export class QemuVm {
         const con = await fsp.readFile(path.join(this.opts.runDir, CONSOLE_LOG), 'utf8').catch(() => '');
         const m = /Kernel panic[^\n]*/.exec(con);
         if (m) throw new AltplatError('VM_KERNEL_PANIC', `the guest kernel panicked: ${m[0].trim()}`, { console: tail(con) });
+        // /init restarts a failing agent every second; three failures will not heal by waiting.
+        const agentFailures = con.match(/qemu-ga exited rc=\d+/g) ?? [];
+        if (agentFailures.length >= 3) {
+          throw new AltplatError('VM_AGENT_FAILED', `the guest agent keeps failing in the guest: ${agentFailures.at(-1)}`, { console: tail(con) });
+        }
         await new Promise((r) => setTimeout(r, 250));
       }
     })();
