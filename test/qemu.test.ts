@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -85,6 +86,19 @@ describe('a real VM (TCG)', () => {
     const done = await vm.qga.waitExec(pid);
     expect(done).toMatchObject({ exited: true, exitCode: 3 });
     expect(done.stderr!.toString()).toBe('oops\n');
+  });
+
+  it('runs a dynamically linked x86-64 program too (the guest has glibc for the agent) and 32-bit static ones', async () => {
+    const src = path.join(dir, 'hello.c');
+    writeFileSync(src, '#include <stdio.h>\n#include <math.h>\nint main(int c, char **v){printf("%s %.3f %zu\\n", v[1], sqrt(2.0), sizeof(void*));return 7;}\n');
+    execFileSync('gcc', ['-O2', '-o', path.join(dir, 'hello64'), src, '-lm']);
+    execFileSync('gcc', ['-m32', '-O2', '-static', '-o', path.join(dir, 'hello32'), src, '-lm']);
+    for (const [name, bits] of [['hello64', '8'], ['hello32', '4']] as const) {
+      await vm.qga.pushFile(path.join(dir, name), `/work/${name}`, 0o755);
+      const st = await vm.qga.waitExec(await vm.qga.exec(`/work/${name}`, { args: ['hi'] }));
+      expect(st).toMatchObject({ exited: true, exitCode: 7 });
+      expect(st.stdout!.toString()).toBe(`hi 1.414 ${bits}\n`);
+    }
   });
 
   it('copies files in and out in chunks, byte for byte', async () => {
