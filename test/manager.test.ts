@@ -35,13 +35,18 @@ async function dataDir(platforms: string[]): Promise<string> {
 }
 
 describe('the paper\'s program through the alt platforms (Windows host playing the paper\'s role)', () => {
-  it('x87 and SSE builds give in the VM exactly what they give natively', async () => {
+  it('x87 and SSE builds give in the VM exactly what they give natively; inputs, outputs and arguments pass by open name', async () => {
     const d = await dataDir(['x86_64-pc-linux-gnu', 'i686-pc-linux-gnu']);
     const sse = buildPi('sse');
     const x87 = buildPi('x87');
     const reply = makeQemuReply([
       { result: 'mt_pi_sse', platform: PI_BUILDS.sse.platform, program: readFileSync(sse) },
       { result: 'mt_pi_x87', platform: PI_BUILDS.x87.platform, program: readFileSync(x87) },
+      // Inputs in and declared outputs out by open name (both soft-link files in the slot), arguments intact.
+      {
+        result: 'mt_files', platform: 'x86_64-pc-linux-gnu', program: Buffer.from('#!/bin/sh\ntr a-z A-Z < in.txt > out.txt\nprintf "%s|" "$@"\n'),
+        commandLine: 'one "two words" $HOME', inputs: [{ openName: 'in.txt', content: Buffer.from('hello vm\n') }], outputs: ['stdout.txt', 'out.txt'],
+      },
     ]);
     const { replyFile, filesDir } = writeQemuReply(d, reply);
     const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200, maxTasks: 2 });
@@ -55,6 +60,10 @@ describe('the paper\'s program through the alt platforms (Windows host playing t
       expect(vmOut).toBe(native);
       expect(vmOut.trimEnd().split('\n').at(-1)).toContain(`est pi: ${PI_BUILDS[kind].expected}`);
     }
+    expect(by.mt_files).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    const project = path.join(d, 'projects', QEMU_PROJECT);
+    expect(await fsp.readFile(path.join(project, 'mt_files_out_txt'), 'utf8')).toBe('HELLO VM\n');
+    expect(await fsp.readFile(path.join(project, 'mt_files_stdout_txt'), 'utf8')).toBe('one|two words|$HOME|');
   }, 120_000);
 });
 

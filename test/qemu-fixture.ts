@@ -110,13 +110,15 @@ export function makeQemuReply(jobs: QemuJobSpec[]): { xml: string; files: Record
     <name>vmt</name>
     <user_friendly_name>VM test app</user_friendly_name>
 </app>`];
-  const versions = new Map<string, Buffer>();
-  for (const j of jobs) versions.set(j.platform, j.program);
+  // One app version per distinct (platform, program).
+  const keyOf = (j: QemuJobSpec) => `${j.platform}:${createHash('sha256').update(j.program).digest('hex')}`;
   let v = 100;
   const vnum = new Map<string, number>();
-  for (const [platform, program] of versions) {
+  for (const j of jobs) {
+    if (vnum.has(keyOf(j))) continue;
     v++;
-    vnum.set(platform, v);
+    vnum.set(keyOf(j), v);
+    const { platform, program } = j;
     const fname = `vmt_${v}_${platform}`;
     files[fname] = program;
     parts.push(`<file_info>
@@ -183,7 +185,7 @@ ${outs.map((o) => `    <file_ref>
         <open_name>${o.open}</open_name>
     </file_ref>`).join('\n')}
     <platform>${j.platform}</platform>
-    <version_num>${vnum.get(j.platform)}</version_num>
+    <version_num>${vnum.get(keyOf(j))}</version_num>
     <plan_class></plan_class>
 </result>`);
   }
