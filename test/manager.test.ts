@@ -31,6 +31,9 @@ async function dataDir(platforms: string[]): Promise<string> {
   const d = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-mt-'));
   dataDirs.push(d);
   for (const p of platforms) installReferencePlatform(d, p);
+  // The volunteer's "checkpoint at most every N s" preference reaches the manager through init_data.xml.
+  await fsp.writeFile(path.join(d, 'global_prefs_override.xml'),
+    '<global_preferences>\n   <disk_interval>1</disk_interval>\n</global_preferences>\n');
   return d;
 }
 
@@ -119,13 +122,6 @@ async function startCounter(result: string, steps: number) {
 }
 
 describe('the manager follows the client', () => {
-  const savedEnv = process.env.ALTPLAT_CHECKPOINT_PERIOD;
-  beforeAll(() => { process.env.ALTPLAT_CHECKPOINT_PERIOD = '1'; });
-  afterAll(() => {
-    if (savedEnv === undefined) delete process.env.ALTPLAT_CHECKPOINT_PERIOD;
-    else process.env.ALTPLAT_CHECKPOINT_PERIOD = savedEnv;
-  });
-
   it('suspend stops the guest (no progress, no CPU) and resume continues it', async () => {
     const t = await startCounter('mt_suspend', 40);
     const pid = await t.qemuPid();
@@ -210,7 +206,7 @@ describe('a client killed with SIGKILL (through the real CLI)', () => {
     const reply = makeQemuReply([{ result: 'mt_client', platform: 'x86_64-pc-linux-gnu', program: COUNTER, commandLine: '40' }]);
     const { replyFile, filesDir } = writeQemuReply(d, reply);
     const cli = (args: string[]) => spawn(process.execPath, ['--import', 'tsx', path.resolve('src/cli/main.ts'), 'run', '--data-dir', d, '--host-platform', 'windows_x86_64', ...args], {
-      env: { ...process.env, ALTPLAT_CHECKPOINT_PERIOD: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+      env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
     });
     const first = cli(['--files', filesDir, replyFile]);
     const slot = path.join(d, 'slots', '0');

@@ -294,7 +294,7 @@ export class Manager {
 
 /**
  * Seconds between checkpoints: init_data.xml's checkpoint_period (the volunteer's "at most every N
- * seconds" preference), unless ALTPLAT_CHECKPOINT_PERIOD overrides it (tests and the demo use short ones).
+ * seconds" preference), unless ALTPLAT_CHECKPOINT_PERIOD overrides it (for trying the platform by hand).
  */
 function checkpointPeriodSec(app: BoincApp): number {
   const env = Number(process.env.ALTPLAT_CHECKPOINT_PERIOD);

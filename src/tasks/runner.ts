@@ -29,6 +29,7 @@ import { Journal, type TaskRecord, type TaskStep } from './journal.js';
 import { killGroup, killOrphans, launch, type LaunchSpec, type Spawner } from './launch.js';
 import { initDataFor, jobDescriptionFor, managerLaunchSpec, nativeLaunchSpec } from './start-spec.js';
 import { outputLine, type ResultReport } from './report.js';
+import { readCheckpointPeriod } from './prefs.js';
 
 /** lib/error_numbers.h: a task whose input files are missing or wrong never starts. */
 export const ERR_RESULT_DOWNLOAD = -186;
@@ -63,6 +64,8 @@ export interface LifecycleOptions {
   maxTasks?: number;
   /** Test-only: SIGKILL this process right after the journal records this step (docs/LIFECYCLE.md). */
   crashAt?: string;
+  /** init_data.xml checkpoint_period in seconds; default: the volunteer's disk_interval preference (src/tasks/prefs.ts). */
+  checkpointPeriod?: number;
 }
 
 export interface RunInput {
@@ -113,6 +116,7 @@ export class TaskLifecycle extends EventEmitter {
   readonly paths: DataPaths;
   private journal!: Journal;
   private readonly clock: () => number;
+  private checkpointPeriod?: number;
   private readonly running = new Map<string, Running>();
   private quitting = false;
   private slotLock: Promise<unknown> = Promise.resolve();
@@ -500,7 +504,8 @@ export class TaskLifecycle extends EventEmitter {
   }
 
   private async writeInitData(r: Running, slotDir: string, projectDir: string): Promise<void> {
-    await writeInitData(slotDir, initDataFor(r.rec, this.paths.root, projectDir));
+    this.checkpointPeriod ??= this.opts.checkpointPeriod ?? await readCheckpointPeriod(this.paths.root);
+    await writeInitData(slotDir, { ...initDataFor(r.rec, this.paths.root, projectDir), checkpointPeriod: this.checkpointPeriod });
   }
 
   /** The manager contract (docs/MANAGER_CONTRACT.md): the job file, then argv and environment. */
