@@ -12,6 +12,10 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 rm -rf "$DATA"
 mkdir -p "$DATA"
 
+say "0. Discovery on the bundled example data dir: good, unsupported and broken platforms side by side"
+echo "\$ altplat list --data-dir fixtures/example-data --host-platform windows_x86_64"
+altplat list --data-dir fixtures/example-data --host-platform windows_x86_64
+
 say "1. Install the reference alternate platforms (built from Debian packages by scripts/build-image.sh)"
 for p in x86_64-pc-linux-gnu i686-pc-linux-gnu; do
   echo "\$ altplat install --data-dir demo-data alt_platforms/$p"
