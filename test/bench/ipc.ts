@@ -1,6 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { TaskRun, buildWorker, makeSlot, sleep, tsWorkerCommand } from '../ipc-helpers.js';
+import { installAltPlatform, makeReply, tempDataDir, writeReply } from '../lifecycle-helpers.js';
 import { printLine, type BenchSection } from './harness.js';
 
 /**
@@ -61,6 +63,61 @@ async function firstStepAfter(run: TaskRun, count: number): Promise<number> {
   return a.ms - (a.count - count - 1) * msPerStep;
 }
 
+/**
+ * The whole path a volunteer's command takes: `altplat task suspend RESULT` (a new CLI process) →
+ * the control socket of a running `altplat run` → ClientControl → boinc_mmap_file → the app's
+ * 'suspend' event. The app is the TypeScript worker (BoincApp) installed as an alt platform's manager.
+ */
+async function measureThroughCli(): Promise<{ suspend: number[]; resume: number[] }> {
+  const cli = path.resolve('dist/src/cli/main.js');
+  const worker = path.resolve('dist/test/ipc-worker.js');
+  const dataDir = await tempDataDir('altplat-bench-task-');
+  const launcher = path.join(dataDir, 'worker.sh');
+  await fsp.writeFile(launcher, `#!/bin/sh\nexec "${process.execPath}" "${worker}" --target 1000000000 --step-ms 1\n`, { mode: 0o755 });
+  await installAltPlatform(dataDir, { name: 'x86_64-pc-linux-gnu', manager: launcher });
+  const { replyFile, filesDir } = await writeReply(dataDir, makeReply({
+    platform: 'x86_64-pc-linux-gnu', mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 'bench_task', input: 'x' }],
+  }));
+  const runner = spawn(process.execPath, [cli, 'run', '--data-dir', dataDir, '--host-platform', 'windows_x86_64', '--files', filesDir, replyFile],
+    { stdio: 'ignore' });
+  const events = path.join(dataDir, 'slots', '0', 'events.txt');
+  const task = (op: string) => new Promise<void>((resolve, reject) => {
+    spawn(process.execPath, [cli, 'task', '--data-dir', dataDir, op, 'bench_task'], { stdio: 'ignore' })
+      .on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`altplat task ${op} exited ${code}`))));
+  });
+  const seen = async (ev: string, t0: number): Promise<number> => {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(5)) {
+      const text = await fsp.readFile(events, 'utf8').catch(() => '');
+      const hit = text.split('\n').map((l) => l.split(' ')).find(([e, ms]) => e === ev && Number(ms) >= t0);
+      if (hit) return Number(hit[1]) - t0;
+    }
+    throw new Error(`the app never saw ${ev}`);
+  };
+  const out = { suspend: [] as number[], resume: [] as number[] };
+  try {
+    for (const deadline = Date.now() + 30_000; ; await sleep(50)) {
+      if (await fsp.stat(path.join(dataDir, 'slots', '0', 'progress.txt')).catch(() => undefined)) break;
+      if (Date.now() > deadline) throw new Error('the task did not start');
+    }
+    for (let i = 0; i < REPS; i++) {
+      let t0 = Date.now();
+      await task('suspend');
+      out.suspend.push(await seen('suspend', t0));
+      await sleep(200);
+      t0 = Date.now();
+      await task('resume');
+      out.resume.push(await seen('resume', t0));
+      await sleep(200);
+    }
+    await task('abort');
+    await new Promise((resolve) => runner.on('exit', resolve));
+  } finally {
+    runner.kill('SIGKILL');
+    await fsp.rm(dataDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
 export const sections: BenchSection[] = [
   {
     title: `suspend/resume latency, from ClientControl.suspend()/resume() to the app (median of ${REPS})`,
@@ -72,6 +129,16 @@ export const sections: BenchSection[] = [
         printLine({ name: `resume, ${label}`, value: median(r.resume), baseline: BOINC_POLL_MS, note: `samples ${r.resume.map((x) => x.toFixed(0)).join(',')}` });
       }
       console.log(`   baseline = BOINC's TASK_POLL_PERIOD (${BOINC_POLL_MS} ms, a constant); clock starts at ClientControl.suspend()/resume() (the hop from 'altplat task' to the running client is not included)`);
+    },
+  },
+  {
+    title: `suspend/resume latency through the CLI: \`altplat task\` → running \`altplat run\` → app (median of ${REPS})`,
+    run: async () => {
+      const r = await measureThroughCli();
+      for (const op of ['suspend', 'resume'] as const) {
+        printLine({ name: `altplat task ${op} → TypeScript app's event`, value: median(r[op]), baseline: BOINC_POLL_MS,
+          note: `includes starting the CLI process (node); samples ${r[op].map((x) => x.toFixed(0)).join(',')}` });
+      }
     },
   },
 ];
