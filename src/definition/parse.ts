@@ -135,7 +135,8 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
     hwAccel = r.bool(requires, 'hw_accel', 'requires/');
     const ram = r.text(requires, 'min_ram_mb', false, 'requires/');
     if (ram !== undefined) {
-      if (/^\d{1,9}$/.test(ram)) minRamMb = Number(ram);
+      // BOINC writes numbers with %f (`512.000000`); a whole number in that form is accepted, as for <nbytes>.
+      if (/^\d{1,9}(\.0*)?$/.test(ram)) minRamMb = Number(ram);
       else r.add('DEF_BAD_VALUE', `<min_ram_mb> "${ram}" must be a whole number of megabytes`);
     }
   }
@@ -241,12 +242,25 @@ class Reader {
     return v;
   }
 
-  /** BOINC booleans (lib/parse.cpp parse_bool): `<x/>` and `<x>1</x>` are true, `<x>0</x>` and absence false. */
+  /**
+   * BOINC booleans (lib/parse.cpp XML_PARSER::parse_bool): `<x/>` is true; otherwise the text must be a
+   * whole C integer as `strtol(buf, &end, 0)` reads it (decimal, `0x` hex, leading-0 octal, a sign) and
+   * is true when non-zero — so `<x>0</x>`, `<x>00</x>`, `<x>0x0</x>` are false and `<x>1</x>`, `<x>2</x>`
+   * true. BOINC leaves a flag it cannot parse (`<x>false</x>`) unset; reading that as "required" would
+   * invert what the author meant, so it is DEF_BAD_VALUE instead. `<x></x>` is the same XML as `<x/>`.
+   */
   bool(el: XmlElement, tag: string, prefix: string): boolean {
     const c = this.one(el, tag, false, prefix);
     if (!c) return false;
     const v = this.leaf(c, prefix);
-    return v === undefined ? false : v !== '0';
+    if (v === undefined) return false;
+    if (v === '') return true;
+    const m = /^[+-]?(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))$/.exec(v);
+    if (!m) {
+      this.add('DEF_BAD_VALUE', `<${prefix}${tag}> "${v}" (line ${c.line}) is not a BOINC boolean: write <${tag}/> or <${tag}>1</${tag}> for yes, <${tag}>0</${tag}> or nothing for no`);
+      return false;
+    }
+    return /[1-9a-fA-F]/.test(m[1] ?? m[2] ?? m[3] ?? '');
   }
 }
 

@@ -22,7 +22,8 @@ export function evaluateRequirements(req: PlatformRequirements, host: HostInfo):
   }
   if (req.arch.length > 0) {
     const wanted = req.arch.map(normaliseArch);
-    if (!wanted.includes(host.arch)) {
+    // An injected HostInfo may carry any spelling (`amd64`), so the host side is normalised too.
+    if (!wanted.includes(normaliseArch(host.arch))) {
       reasons.push({ code: 'REQ_ARCH', message: `runs on ${req.arch.join(' or ')} hosts; this host is ${host.arch}` });
     }
   }

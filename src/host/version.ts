@@ -7,13 +7,14 @@
  *   Docker version 26.1.3, build b72abbb                         -> 26.1.3
  *   podman version 4.3.1                                         -> 4.3.1
  *   vmrun version 1.17.0 build-21581411                          -> 1.17.0
+ *   Version:           24.0.7   (`docker version`)              -> 24.0.7
  *
  * First choice: the number after the word "version"; else a line that starts with a number (VirtualBox
  * prints warnings before it). Two-part versions get `.0`; leading zeros are dropped. Anything else is
  * `null` — reported as unparseable, never guessed.
  */
 export function parseHypervisorVersion(output: string): string | null {
-  const afterWord = /\bversion\s+v?(\d+)\.(\d+)(?:\.(\d+))?/i.exec(output);
+  const afterWord = /\bversion:?\s+v?(\d+)\.(\d+)(?:\.(\d+))?/i.exec(output);
   const m = afterWord ?? /^\s*v?(\d+)\.(\d+)(?:\.(\d+))?/m.exec(output);
   if (!m) return null;
   const parts = [m[1], m[2], m[3] ?? '0'].map((p) => String(Number(p)));
