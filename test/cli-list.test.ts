@@ -150,6 +150,20 @@ describe('altplat request', () => {
     expect(r.stderr).toMatch(/anonymous platform: nothing added/);
   });
 
+  it('patches a request the real client wrote with a task stderr that breaks its CDATA (exit 0, warning, byte-exact)', async () => {
+    // The example data dir has sound i686 and x86_64 Linux platforms; the request's own primary
+    // (x86_64-pc-linux-gnu) counts as the host's, so only i686-pc-linux-gnu is added.
+    const file = path.join(REQUESTS, 'stderr-breaks-cdata.xml');
+    const input = fs.readFileSync(file);
+    const r = await altplat(['request', '--data-dir', exampleCopy('req-tolerant'), file]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: the scheduler request is not well-formed inside <result>/);
+    expect(r.stderr).toMatch(/added 1 alternate platform: i686-pc-linux-gnu/);
+    const ins = '    <alt_platform>\n        <name>i686-pc-linux-gnu</name>\n    </alt_platform>\n';
+    const at = input.indexOf('</platform_name>\n') + '</platform_name>\n'.length;
+    expect(Buffer.compare(r.stdout, Buffer.concat([input.subarray(0, at), Buffer.from(ins), input.subarray(at)]))).toBe(0);
+  });
+
   it('refuses a request without <platform_name> (exit 1) and a missing file (exit 2)', async () => {
     const noName = await altplat(['request', '--data-dir', exampleCopy('bad'), path.join(REQUESTS, 'no-platform-name.xml')]);
     expect(noName.code).toBe(1);

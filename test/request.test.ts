@@ -8,7 +8,7 @@ import { isAltplatError } from '../src/errors.js';
 const DIR = path.resolve('fixtures/requests');
 const cases = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
   names: string[];
-  cases: Record<string, { names?: string[]; expected?: string; added?: string[]; skipped?: string[]; error?: string }>;
+  cases: Record<string, { names?: string[]; expected?: string; added?: string[]; skipped?: string[]; error?: string; malformedAfterPlatforms?: boolean }>;
 };
 
 /** Parse with an independent XML parser (xmldom); throws on any error. */
@@ -69,6 +69,15 @@ describe('fixtures/requests: every case', () => {
       expect(Buffer.compare(r.request.subarray(0, r.offset), input.subarray(0, r.offset))).toBe(0);
       expect(Buffer.compare(r.request.subarray(r.offset, r.offset + ins.length), ins)).toBe(0);
       expect(Buffer.compare(r.request.subarray(r.offset + ins.length), input.subarray(r.offset))).toBe(0);
+
+      // Not well-formed where BOINC pastes foreign content: accepted with a warning, never silently.
+      expect(r.warnings.length).toBe(c.malformedAfterPlatforms ? 1 : 0);
+      if (c.malformedAfterPlatforms) {
+        expect(r.warnings[0]).toMatch(/not well-formed inside <(result|msg_from_host|client_opaque)>/);
+        expect(r.request.toString('latin1').replace(r.inserted, '')).toBe(input.toString('latin1'));
+        expect(patchSchedulerRequest(r.request, names).added).toEqual([]);
+        return;
+      }
 
       // An independent parser sees the same document plus the new alternates, in order, after the old ones.
       const before = platformsOf(input.toString('utf8'));

@@ -30,7 +30,22 @@ export interface RequestPlatforms {
 interface Located extends RequestPlatforms {
   /** Offset just after the `</platform_name>` or last top-level `</alt_platform>`. */
   anchor: number;
+  /** Set when the request was accepted although its foreign content is not well-formed (see TOLERATED). */
+  warnings: string[];
 }
+
+/**
+ * Top-level elements of a scheduler request whose content the BOINC client copies in without escaping,
+ * so a request the real client writes can be malformed inside them (client/cs_scheduler.cpp
+ * make_scheduler_request, client/cs_trickle.cpp read_trickle_files, client/result.cpp RESULT::write):
+ * a trickle-up body is pasted raw into `<msg_from_host>`; a task's stderr goes into a CDATA section of
+ * `<result><stderr_out>` (only non-ASCII is escaped, client/app_control.cpp), so a `]]>` in it ends the
+ * section early; client_opaque.txt is pasted into a CDATA section of `<client_opaque>` the same way.
+ * BOINC's scheduler reads these leniently (lib/parse.cpp XML_PARSER), so altplat must not refuse such a
+ * request: BOINC writes them all after the platforms, and everything before the fault was scanned
+ * strictly, so the platform block is known exactly.
+ */
+const TOLERATED = new Set(['msg_from_host', 'result', 'client_opaque']);
 
 type Input = string | Uint8Array;
 
@@ -57,6 +72,7 @@ function locate(input: Input): Located {
   let inAltName = false;
   let collected = '';
   let rootChecked = false;
+  const warnings: string[] = [];
   try {
     for (let t = s.next(); t !== 'eof'; t = s.next()) {
       if ((t === 'start' || t === 'empty') && !rootChecked) {
@@ -107,17 +123,20 @@ function locate(input: Input): Located {
       }
     }
   } catch (e) {
-    if (e instanceof XmlSyntaxError) {
+    if (e instanceof XmlSyntaxError && e.kind === 'syntax' && primary !== undefined && TOLERATED.has(top)) {
+      warnings.push(`the scheduler request is not well-formed inside <${top}> (${e.message}); BOINC's client copies that content in unescaped and its scheduler reads it leniently, so the platforms were added and the rest left as it was`);
+    } else if (e instanceof XmlSyntaxError) {
       throw new AltplatError(e.kind === 'doctype' ? 'REQUEST_DOCTYPE' : 'REQUEST_NOT_WELL_FORMED',
         `the scheduler request is not well-formed XML: ${e.message}`, { line: e.line, column: e.column });
+    } else {
+      throw e;
     }
-    throw e;
   }
   if (primary === undefined) {
     throw new AltplatError('REQUEST_NO_PLATFORM_NAME',
       'the scheduler request has no <platform_name> directly inside <scheduler_request>; alternate platforms are only added next to a primary platform');
   }
-  return { primary, alternates, anonymous: primary === 'anonymous', anchor: Math.max(anchor, lastAlt) };
+  return { primary, alternates, anonymous: primary === 'anonymous', anchor: Math.max(anchor, lastAlt), warnings };
 }
 
 function rawCdata(src: { text: string; bytes?: Buffer }, start: number, end: number): string {
@@ -149,6 +168,8 @@ export interface PatchResult<T> {
   offset: number;
   /** The inserted text. */
   inserted: string;
+  /** Things worth telling that did not stop the patch (foreign content that is not well-formed). */
+  warnings: string[];
 }
 
 /**
@@ -177,7 +198,7 @@ export function patchSchedulerRequest(request: Input, names: Iterable<string>): 
   }
   const { text, bytes } = asText(request);
   const out = (r: string | Buffer, offset: number, inserted: string): PatchResult<string | Buffer> => ({
-    request: r, added, skipped, primary: loc.primary, alternates: loc.alternates, anonymous: loc.anonymous, offset, inserted,
+    request: r, added, skipped, primary: loc.primary, alternates: loc.alternates, anonymous: loc.anonymous, offset, inserted, warnings: loc.warnings,
   });
   const unchanged = bytes ?? text;
   if (added.length === 0) return out(unchanged, loc.anchor, '');

@@ -48,6 +48,7 @@ export function registerRequest(program: Command): void {
         }
       }
       const patched = patchSchedulerRequest(input, names);
+      for (const w of patched.warnings) process.stderr.write(`altplat: warning: ${w}\n`);
       if (opts.output) await writeFileAtomic(opts.output, patched.request);
       else await new Promise<void>((resolve, reject) => process.stdout.write(patched.request, (err) => (err ? reject(err) : resolve())));
       const summary = own.anonymous
