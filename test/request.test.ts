@@ -155,6 +155,35 @@ describe('patchSchedulerRequest', () => {
     expect(r.added).toEqual(['i686-pc-linux-gnu']);
   });
 
+  it('tolerates what the BOINC client pastes in unescaped after the platforms, and nothing else', () => {
+    const full = fs.readFileSync(path.join(DIR, 'linux-boinc8-full.xml'), 'latin1');
+    const pasted: [string, string, string][] = [
+      // client/client_types.cpp APP_VERSION::write prints the project's cmdline as it is
+      ['app_versions', '<api_version>7.20.0</api_version>', '<api_version>7.20.0</api_version>\n        <cmdline>--in <input.dat> --fast</cmdline>'],
+      // client/cs_scheduler.cpp: client_opaque.txt inside CDATA, unescaped
+      ['client_opaque', '<!-- x\n]]>', 'a ]]> b <c\n]]>'],
+      // client/cs_trickle.cpp: the trickle body as the app wrote it
+      ['msg_from_host', '<cpu_time>123.4</cpu_time>', '<cpu_time>123.4</cpu_time>\n<note>a < b</note>'],
+    ];
+    for (const [where, from, to] of pasted) {
+      const input = full.replace(from, to);
+      expect(input).not.toBe(full);
+      const r = patchSchedulerRequest(Buffer.from(input, 'latin1'), ['zz']);
+      expect(r.added).toEqual(['zz']);
+      expect(r.warnings).toHaveLength(1);
+      expect(r.warnings[0]).toContain(`<${where}>`);
+      expect(r.request.toString('latin1').replace(r.inserted, '')).toBe(input);
+    }
+    // The same fault in BOINC's own elements, or before the platforms, is still refused.
+    for (const bad of [
+      full.replace('<on_frac>0.998523</on_frac>', '<on_frac>0.998523</onfrac>'),
+      full.replace('<p_ncpus>2</p_ncpus>', '<p_ncpus>2 < 3</p_ncpus>'),
+      full.replace('    <platform_name>', '<result><stderr_out>]]></stderr_out></result>\n    <platform_name>'),
+    ]) {
+      expect(() => patchSchedulerRequest(bad, ['zz'])).toThrow(expect.objectContaining({ code: 'REQUEST_NOT_WELL_FORMED' }));
+    }
+  });
+
   it('refuses a DOCTYPE', () => {
     try {
       patchSchedulerRequest('<!DOCTYPE x><scheduler_request><platform_name>p</platform_name></scheduler_request>', ['a']);

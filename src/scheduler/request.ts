@@ -40,12 +40,14 @@ interface Located extends RequestPlatforms {
  * make_scheduler_request, client/cs_trickle.cpp read_trickle_files, client/result.cpp RESULT::write):
  * a trickle-up body is pasted raw into `<msg_from_host>`; a task's stderr goes into a CDATA section of
  * `<result><stderr_out>` (only non-ASCII is escaped, client/app_control.cpp), so a `]]>` in it ends the
- * section early; client_opaque.txt is pasted into a CDATA section of `<client_opaque>` the same way.
+ * section early; client_opaque.txt is pasted into a CDATA section of `<client_opaque>` the same way; an
+ * app version's `<cmdline>` from the project is printed unescaped into `<app_versions>`
+ * (client/client_types.cpp APP_VERSION::write).
  * BOINC's scheduler reads these leniently (lib/parse.cpp XML_PARSER), so altplat must not refuse such a
  * request: BOINC writes them all after the platforms, and everything before the fault was scanned
  * strictly, so the platform block is known exactly.
  */
-const TOLERATED = new Set(['msg_from_host', 'result', 'client_opaque']);
+const TOLERATED = new Set(['msg_from_host', 'result', 'app_versions', 'client_opaque']);
 
 type Input = string | Uint8Array;
 
