@@ -81,8 +81,27 @@ export function readDefinition(dirReal: string): { text: string } | { reason: Re
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') return { reason: invalid('DEF_UNREADABLE', `${DEFINITION_FILE} is not a regular file (it is a folder)`) };
+    // A named pipe or a device opened without blocking fails its read with ESPIPE/EAGAIN: say what it is.
+    const st = fd !== undefined ? fstatOrNull(fd) : null;
+    if (st && !st.isFile()) return { reason: invalid('DEF_UNREADABLE', `${DEFINITION_FILE} is not a regular file (it is ${whatIs(st)})`) };
     return { reason: invalid('DEF_UNREADABLE', `${DEFINITION_FILE} cannot be read: ${code ?? (e as Error).message}`) };
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
+}
+
+function fstatOrNull(fd: number): fs.Stats | null {
+  try {
+    return fs.fstatSync(fd);
+  } catch {
+    return null;
+  }
+}
+
+function whatIs(st: fs.Stats): string {
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isDirectory()) return 'a folder';
+  return 'not a file';
 }
