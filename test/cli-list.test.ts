@@ -170,6 +170,11 @@ describe('altplat request', () => {
     expect(noName.stderr).toMatch(/no <platform_name>.*\[REQUEST_NO_PLATFORM_NAME\]/);
     expect(noName.stdout.length).toBe(0);
     expect((await altplat(['request', path.join(tmp, 'nope.xml')])).code).toBe(2);
+    // An output that cannot be written: a clear message and exit 2, not a stack trace; nothing left behind.
+    const unwritable = await altplat(['request', '--data-dir', exampleCopy('bad-o'), '-o', path.join(tmp, 'no-such-dir', 'out.xml'), path.join(REQUESTS, 'linux-x86_64.xml')]);
+    expect(unwritable.code).toBe(2);
+    expect(unwritable.stderr).toMatch(/cannot write the patched request to .*no-such-dir.*ENOENT/);
+    expect(unwritable.stderr).not.toMatch(/\n\s+at /);
     expect((await altplat(['request'])).code).toBe(2);
   });
 });

@@ -49,7 +49,14 @@ export function registerRequest(program: Command): void {
       }
       const patched = patchSchedulerRequest(input, names);
       for (const w of patched.warnings) process.stderr.write(`altplat: warning: ${w}\n`);
-      if (opts.output) await writeFileAtomic(opts.output, patched.request);
+      if (opts.output) {
+        try {
+          await writeFileAtomic(opts.output, patched.request);
+        } catch (e) {
+          // Like an unreadable FILE: the volunteer named a place that cannot be written (exit 2, no trace).
+          throw new UsageError(`cannot write the patched request to ${opts.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      }
       else await new Promise<void>((resolve, reject) => process.stdout.write(patched.request, (err) => (err ? reject(err) : resolve())));
       const summary = own.anonymous
         ? 'the project uses the anonymous platform: nothing added'
