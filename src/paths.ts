@@ -39,7 +39,8 @@ export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.e
 export function escapeProjectUrl(masterUrl: string): string {
   const i = masterUrl.indexOf('://');
   const rest = i >= 0 ? masterUrl.slice(i + 3) : masterUrl;
-  let out = rest.replace(/[^A-Za-z0-9.\-_]/g, '_');
+  // BOINC works on bytes (C isalnum in the C locale): each byte of a non-ASCII UTF-8 character is one '_'.
+  let out = rest.replace(/[^A-Za-z0-9.\-_]/gu, (c) => '_'.repeat(Buffer.byteLength(c, 'utf8')));
   if (out.endsWith('_')) out = out.slice(0, -1);
   return out;
 }

@@ -82,6 +82,8 @@ export interface Rejection {
   name: string;
   code: string;
   reason: string;
+  /** For a result: the platform it was sent for (the primary platform when the reply leaves it empty). */
+  platform?: string;
 }
 
 export interface ParsedReply {
@@ -95,4 +97,8 @@ export interface ParsedReply {
   rejections: Rejection[];
   /** `<message>` texts from the server. */
   messages: string[];
+  /** `<result_abort><name>` — results the project no longer wants (client/cs_scheduler.cpp: aborted with 202). */
+  resultAborts: string[];
+  /** `<result_abort_if_not_started><name>` — aborted only if they never ran. */
+  resultAbortsIfNotStarted: string[];
 }

@@ -24,13 +24,16 @@ export interface ReplyPlatforms {
 /**
  * A file or open name the client refuses: empty, containing `..` or `%`
  * (client/client_types.cpp FILE_INFO::parse and FILE_REF::parse, is_valid_filename in lib/filesys.cpp).
- * altplat also refuses absolute names and NUL, which would escape the project dir or the slot.
+ * altplat also refuses absolute names, NUL and `\`, which would escape the project dir or the slot, and
+ * empty or "." path components, which name a folder instead of a file.
  */
 export function badFileName(name: string): string | undefined {
   if (name.length === 0) return 'is empty';
   if (name.includes('..')) return 'contains ".."';
   if (name.includes('%')) return 'contains "%"';
   if (name.startsWith('/') || name.includes('\0') || name.includes('\\')) return 'is absolute or has a forbidden character';
+  // "." or "data/" or "a//b" would name the slot or project dir itself, or a folder, never a file.
+  if (name.split('/').some((part) => part === '' || part === '.')) return 'has an empty or "." path component';
   return undefined;
 }
 
@@ -185,7 +188,7 @@ export function parseSchedulerReply(text: string, platforms: ReplyPlatforms): Pa
   const doc = parseXml(text, {
     what: 'scheduler reply', codePrefix: 'REPLY', maxBytes: MAX_REPLY_BYTES,
     arrayTags: ['file_info', 'app_version', 'workunit', 'result', 'file_ref', 'app', 'url', 'download_url',
-      'upload_url', 'message'],
+      'upload_url', 'message', 'result_abort', 'result_abort_if_not_started'],
   });
   const root = doc.scheduler_reply as XmlNode | undefined;
   if (root === undefined || typeof root !== 'object' || Array.isArray(root)) {
@@ -250,15 +253,21 @@ export function parseSchedulerReply(text: string, platforms: ReplyPlatforms): Pa
     }
     workunits.push(wu);
   }
+  // Why a workunit was dropped (bad file name, unknown app, …), so its results can say so.
+  const droppedWu = new Map(rejections.filter((j) => j.element === 'workunit').map((j) => [j.name, j]));
   const wuByName = new Map(workunits.map((w) => [w.name, w]));
 
   const assignments: Assignment[] = [];
   const seen = new Set<string>();
   for (const r of results) {
-    const reject = (code: string, reason: string) => rejections.push({ element: 'result', name: r.name, code, reason });
+    const reject = (code: string, reason: string) => rejections.push({ element: 'result', name: r.name, code, reason, platform: r.platform || primary });
     if (seen.has(r.name)) { reject('REPLY_DUPLICATE_RESULT', `Already have task ${r.name}`); continue; }
     const wu = wuByName.get(r.wuName);
-    if (!wu) { reject('REPLY_MISSING_WORKUNIT', `Can't handle task ${r.name}: missing workunit ${r.wuName}`); continue; }
+    if (!wu) {
+      const why = droppedWu.get(r.wuName);
+      reject('REPLY_MISSING_WORKUNIT', `Can't handle task ${r.name}: missing workunit ${r.wuName}${why ? ` (${why.reason})` : ''}`);
+      continue;
+    }
     const missing = missingFile(r.fileRefs);
     if (missing) { reject('REPLY_MISSING_FILE_INFO', `Can't handle task ${r.name}: missing output file ${missing.fileName}`); continue; }
     let platform = r.platform;
@@ -289,7 +298,13 @@ export function parseSchedulerReply(text: string, platforms: ReplyPlatforms): Pa
     projectName: (childText(root, 'project_name') ?? '').trim(),
     apps, fileInfos, appVersions, workunits, assignments, rejections,
     messages: texts(root, 'message'),
+    resultAborts: abortNames(root, 'result_abort'),
+    resultAbortsIfNotStarted: abortNames(root, 'result_abort_if_not_started'),
   };
+}
+
+function abortNames(root: XmlNode, tag: string): string[] {
+  return childNodes(root, tag).map((n) => (childText(n, 'name') ?? '').trim()).filter((s) => s !== '');
 }
 
 export async function readSchedulerReply(file: string, platforms: ReplyPlatforms): Promise<ParsedReply> {

@@ -60,3 +60,17 @@ export async function removeInside(root: string, target: string): Promise<void> 
   assertInside(root, target);
   await removeEntry(target);
 }
+
+/**
+ * Before every start the client reuses files it owns in the slot (`boinc_mmap_file` is opened read-write
+ * and zeroed, `stderr.txt` opened for appending). An app could have replaced one with a symlink to a file
+ * outside the data dir; opening it would then write there. Anything at those names that is not a regular
+ * file is removed (the link itself), so the client creates a fresh file instead.
+ */
+export async function dropPlantedEntries(slotDir: string, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    const p = path.join(slotDir, name);
+    const st = await fsp.lstat(p).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    if (st && !st.isFile()) await removeInside(slotDir, p);
+  }
+}

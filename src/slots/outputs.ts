@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode } from '../errors.js';
 import type { Assignment } from '../scheduler/reply-types.js';
@@ -30,17 +30,35 @@ export async function moveCopiedOutputs(slotDir: string, projectDir: string, a: 
   for (const ref of a.result.fileRefs) {
     if (!ref.copyFile) continue;
     const from = slotPath(slotDir, ref);
+    // An open name with subdirectories ("results/out.txt"): the app may have replaced "results" with a
+    // symlink to a folder outside the data dir; renaming through it would move (delete) a file there.
+    if (!(await realDirsUpTo(slotDir, from))) continue;
     let st;
     try {
       st = await fsp.lstat(from);
     } catch (e) {
-      if (errnoCode(e) === 'ENOENT') continue;
+      if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') continue;
       throw e;
     }
     // Only a regular file is collected: a symlink planted under an output name is not followed.
     if (!st.isFile()) continue;
     await fsp.rename(from, path.join(projectDir, ref.fileName));
   }
+}
+
+/**
+ * Every folder between `root` and `file` (exclusive) is a real directory, not a symlink: then a path
+ * operation on `file` stays inside `root` whatever the app left in its slot.
+ */
+export async function realDirsUpTo(root: string, file: string): Promise<boolean> {
+  const parts = path.relative(root, path.dirname(file)).split(path.sep).filter((p) => p !== '');
+  let dir = root;
+  for (const part of parts) {
+    dir = path.join(dir, part);
+    const st = await fsp.lstat(dir).catch(() => undefined);
+    if (!st || !st.isDirectory()) return false;
+  }
+  return true;
 }
 
 /**
@@ -80,9 +98,10 @@ export async function checkOutputs(projectDir: string, a: Assignment): Promise<{
 export async function readStderrTail(slotDir: string, limit = STDERR_TAIL_BYTES): Promise<string> {
   let fh;
   try {
-    fh = await fsp.open(path.join(slotDir, STDERR_FILE), 'r');
+    // O_NOFOLLOW: a stderr.txt the app replaced by a symlink (to /etc/shadow, say) is not read into the report.
+    fh = await fsp.open(path.join(slotDir, STDERR_FILE), fsc.O_RDONLY | fsc.O_NOFOLLOW);
   } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return '';
+    if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ELOOP') return '';
     throw e;
   }
   try {

@@ -3,6 +3,7 @@ import { ProcessState } from '../ipc/contract.js';
 
 /** Exit codes and error numbers (lib/error_numbers.h). */
 export const EXIT_ABORTED_BY_CLIENT = 194;
+export const EXIT_ABORTED_BY_PROJECT = 202;
 export const EXIT_ABORTED_VIA_GUI = 203;
 export const EXIT_UNKNOWN = 204;
 export const ERR_TOO_MANY_EXITS = -226;

@@ -36,6 +36,8 @@ export interface TaskRecord {
   fractionDone: number;
   /** Elapsed seconds over all runs, up to the last journal write. */
   elapsed: number;
+  /** The project asked for this result to be aborted (`<result_abort>` in a reply): it ends with 202. */
+  projectAbort?: boolean;
   /** Set when the task was quit (by `altplat task quit` or SIGINT): resumable by the next run. */
   quitRequested?: boolean;
   /** How the last run ended when it ended the task (journaled at 'exited'), so recovery never relaunches it. */

@@ -53,7 +53,8 @@ export async function launch(spec: LaunchSpec, spawner: Spawner = spawn): Promis
   } catch (e) {
     throw new AltplatError('TASK_COULDNT_START', `cannot start ${spec.exe}: ${errnoCode(e) ?? (e as Error).message}`, { exe: spec.exe });
   }
-  const fh = await fsp.open(spec.stderrFile, 'a');
+  // O_NOFOLLOW: never append the app's stderr to whatever a symlink planted at stderr.txt points to.
+  const fh = await fsp.open(spec.stderrFile, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o644);
   try {
     const prefix = lowPriorityPrefix();
     const [cmd, ...args] = prefix.length > 0 ? [...prefix, spec.exe, ...spec.args] : [spec.exe, ...spec.args];

@@ -15,14 +15,14 @@ import { dataPaths, type DataPaths } from '../paths.js';
 import { readSchedulerReply } from '../scheduler/reply.js';
 import type { ParsedReply } from '../scheduler/reply-types.js';
 import { chooseFreeSlot } from '../slots/choose.js';
-import { cleanOutDir, removeInside } from '../slots/clean.js';
+import { cleanOutDir, dropPlantedEntries, removeInside } from '../slots/clean.js';
 import { stageFiles } from '../slots/files.js';
 import { checkOutputs, moveCopiedOutputs, moveTrickleUp, readStderrTail } from '../slots/outputs.js';
-import { checkInputs, FINISH_FILE, setupSlot, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
+import { checkInputs, FINISH_FILE, MMAP_FILE, setupSlot, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
 import { changedSharedOriginals, createWorkingCopy, removeWorkingCopy } from '../slots/working-copy.js';
 import { serveControl, type TaskOp, type TaskRequest, type TaskResponse } from './control-socket.js';
 import {
-  decideExit, EXIT_ABORTED_BY_CLIENT, EXIT_ABORTED_VIA_GUI, FINISH_FILE_CHECK_S, FINISH_FILE_TIMEOUT_S,
+  decideExit, EXIT_ABORTED_BY_CLIENT, EXIT_ABORTED_BY_PROJECT, EXIT_ABORTED_VIA_GUI, FINISH_FILE_CHECK_S, FINISH_FILE_TIMEOUT_S,
   parseFinishFile, parseTemporaryExitFile, type ExitDecision,
 } from './exit-rules.js';
 import { Journal, type TaskRecord, type TaskStep } from './journal.js';
@@ -213,7 +213,7 @@ export class TaskLifecycle extends EventEmitter {
       if (input.filesDir) await stageFiles(input.filesDir, projectDir, reply.fileInfos);
       for (const rej of reply.rejections) {
         if (rej.element !== 'result') continue;
-        reports.push(rejected(rej.name, '', rej.code, rej.reason));
+        reports.push(rejected(rej.name, rej.platform ?? '', rej.code, rej.reason));
       }
       for (const a of reply.assignments) {
         const known = this.journal.get(a.result.name);
@@ -245,6 +245,7 @@ export class TaskLifecycle extends EventEmitter {
       }
     }
 
+    if (reply) await this.applyResultAborts(reply);
     await this.sweep();
 
     for (const rec of this.journal.all()) {
@@ -265,6 +266,27 @@ export class TaskLifecycle extends EventEmitter {
     const rank = (r: ResultReport) => (r.outcome === 'rejected' ? -1 : order.get(r.name) ?? Number.MAX_SAFE_INTEGER);
     reports.sort((x, y) => rank(x) - rank(y));
     return { results: reports };
+  }
+
+  /**
+   * client/cs_scheduler.cpp handle_scheduler_reply: `<result_abort>` aborts a task of this project
+   * (running or not) with EXIT_ABORTED_BY_PROJECT; `<result_abort_if_not_started>` only one that never
+   * ran. The flag is journaled, so the abort survives a crash before the task is wound up. Unknown names
+   * are ignored, as BOINC only logs them.
+   */
+  private async applyResultAborts(reply: ParsedReply): Promise<void> {
+    const notStarted = (t: TaskRecord) => !atLeast(t.step, 'launched') && t.restarts === 0 && t.elapsed === 0;
+    const names = [
+      ...reply.resultAborts.map((n) => [n, false] as const),
+      ...reply.resultAbortsIfNotStarted.map((n) => [n, true] as const),
+    ];
+    for (const [name, onlyIfNotStarted] of names) {
+      const t = this.journal.get(name);
+      if (!t || t.step === 'finished' || t.step === 'done' || t.projectAbort) continue;
+      if (t.assignment.masterUrl !== reply.masterUrl) continue;
+      if (onlyIfNotStarted && !notStarted(t)) continue;
+      await this.journal.update(name, { projectAbort: true });
+    }
   }
 
   /** Remove slots and working copies that no journal task owns (BOINC: delete_old_slot_dirs). */
@@ -311,7 +333,11 @@ export class TaskLifecycle extends EventEmitter {
     this.running.set(name, r);
     try {
       if (r.rec.step === 'finished') return await this.cleanup(r, true);
-      if (this.quitting) return this.quitReport(r, 'quit before start');
+      if (r.rec.projectAbort) {
+        // Any outputs are left as they are; app_finished skips output checks for a project abort.
+        return await this.finishWith(r, { kind: 'aborted', exitStatus: EXIT_ABORTED_BY_PROJECT, message: 'aborted by project - no longer usable' });
+      }
+      if (this.quitting) return await this.quitReport(r, 'quit before start');
       const projectDir = this.paths.projectDir(a.masterUrl);
       if (r.rec.step === 'assigned') {
         try {
@@ -366,11 +392,14 @@ export class TaskLifecycle extends EventEmitter {
     };
   }
 
-  private quitReport(r: Running, reason: string): ResultReport {
+  /** A quit task keeps its slot (it resumes next run); its report still carries the stderr.txt tail so far. */
+  private async quitReport(r: Running, reason: string): Promise<ResultReport> {
     const a = r.rec.assignment;
+    const stderr = r.rec.slot !== undefined ? await readStderrTail(this.paths.slotDir(r.rec.slot)) : '';
     return {
       name: r.rec.resultName, platform: a.platform, kind: a.kind, slot: r.rec.slot ?? null, outcome: 'quit',
-      exitStatus: null, outputs: [], stderr: '', elapsed: r.rec.elapsed, reason, restarts: r.rec.restarts, warnings: [],
+      exitStatus: null, outputs: [], stderr, elapsed: Math.round(r.rec.elapsed * 1000) / 1000, reason,
+      restarts: r.rec.restarts, warnings: [],
     };
   }
 
@@ -394,6 +423,7 @@ export class TaskLifecycle extends EventEmitter {
       // would pass for success, and the 300 s finish-file timer would start at once.
       await fsp.rm(path.join(slotDir, TEMPORARY_EXIT_FILE), { force: true });
       await fsp.rm(path.join(slotDir, FINISH_FILE), { force: true });
+      await dropPlantedEntries(slotDir, [MMAP_FILE, STDERR_FILE]);
       await createMmapFile(slotDir);
       await this.writeInitData(r, slotDir, projectDir);
       const spec = a.kind === 'alt' ? await this.managerSpec(r, slotDir) : nativeLaunchSpec(a, slotDir, projectDir, this.paths.root);
@@ -417,7 +447,10 @@ export class TaskLifecycle extends EventEmitter {
       const exit = await this.supervise(r, control, launched.pgid, exitP, slotDir, startedAt);
       // BOINC kills the app's descendants once it has exited (ACTIVE_TASK::cleanup_task); the group does it.
       killGroup(launched.pgid);
-      await control.poll(this.clock(), { wss: 0, maxWss: os.totalmem() }).catch(() => []);
+      // handle_exited_app (client/app_control.cpp) reads the last status and trickle-up messages first: a
+      // trickle announced between the last poll and the exit is still moved to the project dir.
+      const last = await control.poll(this.clock(), { wss: 0, maxWss: os.totalmem() }).catch(() => []);
+      if (last.some((act) => act.kind === 'trickle_up')) await this.takeTrickleUp(r, slotDir);
       const state = control.state;
       await control.close();
       r.control = undefined;
@@ -476,8 +509,7 @@ export class TaskLifecycle extends EventEmitter {
         if (act.kind === 'kill') {
           killGroup(pgid);
         } else if (act.kind === 'trickle_up') {
-          const file = await moveTrickleUp(slotDir, this.paths.projectDir(r.rec.assignment.masterUrl), r.rec.resultName);
-          if (file) this.emit('trickle_up', { result: r.rec.resultName, file });
+          await this.takeTrickleUp(r, slotDir);
         } else if (act.kind === 'checkpoint') {
           // ACTIVE_TASK_SET::get_msgs: a checkpoint resets the premature-exit count.
           r.rec = await this.journal.update(r.rec.resultName, { checkpointCpuTime: act.checkpointCpuTime, fractionDone: act.fractionDone, prematureExits: 0 });
@@ -501,6 +533,11 @@ export class TaskLifecycle extends EventEmitter {
         elapsed: r.rec.elapsed + (now - startedAt) / 1000,
       } satisfies ProgressEvent);
     }
+  }
+
+  private async takeTrickleUp(r: Running, slotDir: string): Promise<void> {
+    const file = await moveTrickleUp(slotDir, this.paths.projectDir(r.rec.assignment.masterUrl), r.rec.resultName);
+    if (file) this.emit('trickle_up', { result: r.rec.resultName, file });
   }
 
   private async writeInitData(r: Running, slotDir: string, projectDir: string): Promise<void> {
@@ -532,7 +569,7 @@ export class TaskLifecycle extends EventEmitter {
     const warnings: string[] = [];
     let outputs: ResultReport['outputs'] = [];
     let outputsBad = false;
-    const userOrProjectAbort = d.kind === 'aborted' && (d.exitStatus === EXIT_ABORTED_VIA_GUI || d.exitStatus === 202);
+    const userOrProjectAbort = d.kind === 'aborted' && (d.exitStatus === EXIT_ABORTED_VIA_GUI || d.exitStatus === EXIT_ABORTED_BY_PROJECT);
     if (slotDir && !(d.kind === 'error' && d.state === ProcessState.COULDNT_START)) {
       await moveCopiedOutputs(slotDir, projectDir, a);
       this.crashPoint('outputs_moved');

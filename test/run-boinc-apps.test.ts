@@ -1,0 +1,231 @@
+/*
+ * Reviewer cases for `altplat run` / `altplat task` with a real BOINC application (test/c/upper_case.c,
+ * linked with Debian's libboinc-api) and scheduler replies written the way BOINC's server writes them
+ * (fixtures/replies/server-realistic). Every case goes through the built CLI; nothing is mocked.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildBoincProgram } from './helpers/boinc-c.js';
+import { exists, installAltPlatform, makeReply, md5, PROJECT, tempDataDir, treeStamp, writeReply } from './lifecycle-helpers.js';
+
+const CLI = path.resolve('dist/src/cli/main.js');
+const LINUX = 'x86_64-pc-linux-gnu';
+const FIXTURE = path.resolve('fixtures/replies/server-realistic');
+const UC_PROJECT = 'uc.example.edu_UpperCase';
+
+interface CliRun { code: number | null; stdout: string; stderr: string }
+function startCli(args: string[]): { child: ChildProcess; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ALTPLAT_POLL_MS: '50' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => { stdout += d; });
+  child.stderr!.on('data', (d) => { stderr += d; });
+  const done = new Promise<CliRun>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return { child, done };
+}
+const runCli = (args: string[]) => startCli(args).done;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+type Res = { name: string; [k: string]: unknown };
+const byName = (stdout: string): Record<string, Res> => Object.fromEntries(JSON.parse(stdout).results.map((x: Res) => [x.name, x]));
+
+let uc: string;
+beforeAll(async () => {
+  await fsp.access(CLI);
+  uc = await buildBoincProgram(path.resolve('test/c/upper_case.c'));
+});
+
+/** The fixture reply with the real size of the compiled app, and a files dir holding everything it names. */
+async function realisticReply(dir: string): Promise<{ replyFile: string; filesDir: string }> {
+  const size = (await fsp.stat(uc)).size;
+  const xml = (await fsp.readFile(path.join(FIXTURE, 'reply.xml'), 'utf8')).replace(/<nbytes>17624<\/nbytes>/g, `<nbytes>${size}</nbytes>`);
+  const filesDir = path.join(dir, 'files');
+  await fsp.mkdir(filesDir, { recursive: true });
+  for (const f of await fsp.readdir(path.join(FIXTURE, 'files'))) await fsp.copyFile(path.join(FIXTURE, 'files', f), path.join(filesDir, f));
+  for (const f of ['uc_7.00_x86_64-pc-linux-gnu', 'uc_7.10_x86_64-pc-linux-gnu']) await fsp.copyFile(uc, path.join(filesDir, f));
+  const replyFile = path.join(dir, 'sched_reply_uc.example.edu_UpperCase.xml');
+  await fsp.writeFile(replyFile, xml);
+  return { replyFile, filesDir };
+}
+
+/** Everything in the data dir except the project dir, slots, working copies and altplat's own state. */
+async function outsideOwned(dataDir: string): Promise<string[]> {
+  const all = await fsp.readdir(dataDir, { recursive: true });
+  return all.filter((p) => !/^(projects|slots|alt_platforms_working|altplat|files)(\/|$)/.test(p) && !p.startsWith('alt_platforms/')
+    && p !== 'alt_platforms' && !p.endsWith('.xml')).sort();
+}
+
+describe('a reply as a BOINC server writes it, run natively', () => {
+  it('messages, signatures, gzipped_url, several app versions, subdir open names, copy_file, optional output, CDATA, unknown tags', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const { replyFile, filesDir } = await realisticReply(dataDir);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    expect(r.code, r.stderr).toBe(1); // three results are rejected, as BOINC would
+    const res = byName(r.stdout);
+    expect(Object.keys(res).sort()).toEqual(['uc_wu_0001_0', 'uc_wu_0001_1', 'uc_wu_0002_0', 'uc_wu_0003_0', 'uc_wu_0004_0']);
+    // The mt app version (710) with its cmdline; inputs through subdirectory soft links and a copy.
+    const mt = res.uc_wu_0001_0;
+    expect(mt).toMatchObject({ platform: LINUX, kind: 'native', slot: 0, outcome: 'success', exitStatus: 0, restarts: 0, warnings: [] });
+    expect(mt.stderr).toContain('argv[11]=--args\nargv[12]=--nthreads\nargv[13]=2\n'); // workunit command line, then app version cmdline
+    expect(mt.stderr).toContain(`resolved data/input.txt -> ../../projects/${UC_PROJECT}/uc_in_0001`);
+    const proj = path.join(dataDir, 'projects', UC_PROJECT);
+    const upper = Buffer.from('HELLO BOINC WORLD\nsecond part\n');
+    expect(mt.outputs).toEqual([
+      { name: 'uc_wu_0001_0_r1_0', path: path.join(proj, 'uc_wu_0001_0_r1_0'), nbytes: upper.length, md5: md5(upper), status: 0 },
+      { name: 'uc_wu_0001_0_r1_1', path: path.join(proj, 'uc_wu_0001_0_r1_1'), nbytes: 7, md5: md5('aux 18\n'), status: 0 },
+    ]);
+    expect(await fsp.readFile(path.join(proj, 'uc_wu_0001_0_r1_0'))).toEqual(upper);
+    // The plain version (700): a copied input without open_name, a quoted notice from a CDATA command line.
+    const plain = res.uc_wu_0002_0;
+    expect(plain).toMatchObject({ outcome: 'success', exitStatus: 0, message: 'Converted <33> chars & done' });
+    expect(await fsp.readFile(path.join(proj, 'uc_wu_0002_0_r1_0'), 'utf8')).toBe('ALTERNATE PLATFORMS, AFTER REED.\n');
+    // Empty <platform>: primary platform + latest version (710), whose plan class is "mt" — no match (cs_scheduler.cpp).
+    expect(res.uc_wu_0001_1).toMatchObject({ outcome: 'rejected', code: 'REPLY_NO_APP_VERSION', platform: LINUX, slot: null });
+    expect(res.uc_wu_0003_0).toMatchObject({ outcome: 'rejected', code: 'REPLY_MISSING_WORKUNIT', platform: LINUX });
+    expect(res.uc_wu_0003_0.reason).toContain('open_name "data/./in"');
+    expect(res.uc_wu_0004_0).toMatchObject({ outcome: 'rejected', code: 'REPLY_NO_APP_VERSION', platform: 'windows_x86_64' });
+    expect(res.uc_wu_0004_0.reason).toContain('unsupported platform windows_x86_64');
+    expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual([]);
+    expect(await outsideOwned(dataDir)).toEqual([]);
+  });
+});
+
+describe('the BOINC app as the manager of an installed alt platform', () => {
+  it('trickle-up, a finish notice and its output through the alt platform; the original is unchanged', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const platDir = await installAltPlatform(dataDir, { name: LINUX, manager: uc, cmdline: '--trickle --ms 40 --notice "all upper now"' });
+    const before = await treeStamp(platDir);
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 'a1', input: 'tiny volunteer computing\n'.repeat(3) }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', 'windows_x86_64', '--files', filesDir, replyFile]);
+    expect(r.code, r.stderr).toBe(0);
+    const a1 = byName(r.stdout).a1;
+    expect(a1).toMatchObject({ platform: LINUX, kind: 'alt', outcome: 'success', exitStatus: 0, message: 'all upper now' });
+    expect(a1.stderr).toContain('resolved in -> ../../projects/example.org_lctest/a1_in');
+    const proj = path.join(dataDir, 'projects', PROJECT);
+    expect(await fsp.readFile(path.join(proj, 'a1_out'), 'utf8')).toBe('TINY VOLUNTEER COMPUTING\n'.repeat(3));
+    const trickles = (await fsp.readdir(proj)).filter((f) => /^trickle_up_a1_\d+\.xml$/.test(f));
+    expect(trickles).toHaveLength(1);
+    expect(await fsp.readFile(path.join(proj, trickles[0]), 'utf8')).toContain('<variety>uc_progress</variety>');
+    expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual([]);
+    expect(await fsp.readdir(path.join(dataDir, 'alt_platforms_working'))).toEqual([]);
+    expect(await treeStamp(platDir)).toEqual(before);
+  });
+});
+
+describe('symlinks planted in a slot never make altplat write or delete outside its folders', () => {
+  it('a copied output whose folder the app replaced by a symlink is not collected (the file outside stays)', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const victim = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-victim-'));
+    // The app writes its output "results/upper.txt", then swaps "results" for a link to a folder holding a
+    // file of that name and finishes.
+    const evil = `#!/bin/sh\necho precious > '${victim}/upper.txt'\nrm -rf results\nln -s '${victim}' results\necho 0 > boinc_finish_called\nexit 0\n`;
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from(evil), results: [{ name: 'e1', input: 'x', copyOutput: true }] });
+    reply.xml = reply.xml.replace('<open_name>out</open_name>', '<open_name>results/upper.txt</open_name>');
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    expect(byName(r.stdout).e1).toMatchObject({ outcome: 'compute_error', outputs: [{ name: 'e1_out', path: null, nbytes: null, md5: null, status: -161 }] });
+    expect(await fsp.readFile(path.join(victim, 'upper.txt'), 'utf8')).toBe('precious\n');
+    expect(await exists(path.join(dataDir, 'projects', PROJECT, 'e1_out'))).toBe(false);
+    expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual([]);
+  });
+
+  it('boinc_mmap_file and stderr.txt replaced by symlinks: the restart writes fresh files in the slot, not through the links', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const victim = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-victim-'));
+    await fsp.writeFile(path.join(victim, 'file'), 'precious\n');
+    await fsp.writeFile(path.join(victim, 'log'), 'log\n');
+    const evil = `#!/bin/sh
+if [ ! -f ran ]; then
+  touch ran
+  rm -f boinc_mmap_file stderr.txt
+  ln -s '${victim}/file' boinc_mmap_file
+  ln -s '${victim}/log' stderr.txt
+  exit 0
+fi
+echo second run >&2
+echo hi > out
+echo 0 > boinc_finish_called
+`;
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from(evil), results: [{ name: 'e2', input: 'x', copyOutput: true }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    // exit(0) without a finish file = premature exit, restarted (client/app_control.cpp).
+    expect(byName(r.stdout).e2).toMatchObject({ outcome: 'success', restarts: 1, stderr: 'second run\n' });
+    expect(await fsp.readFile(path.join(victim, 'file'), 'utf8')).toBe('precious\n');
+    expect(await fsp.readFile(path.join(victim, 'log'), 'utf8')).toBe('log\n');
+  });
+});
+
+describe('altplat task against a real BOINC app that polls boinc_status itself (boinc_init_options)', () => {
+  it('suspend stops progress, resume restarts it, quit keeps the checkpoint; result_abort_if_not_started spares the started task, which resumes from it', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    // disk_interval 1: the API lets the app checkpoint once a second (0 would mean its 300 s default),
+    // so progress is visible in uc_state.
+    await fsp.writeFile(path.join(dataDir, 'global_prefs_override.xml'), '<global_preferences>\n   <disk_interval>1</disk_interval>\n</global_preferences>\n');
+    const text = 'abcdefghij'.repeat(12);
+    const reply = makeReply({ platform: LINUX, mainProgram: await fsp.readFile(uc), wuCommandLine: '--options --ms 60',
+      results: [{ name: 'q1', input: text }, { name: 'q2', input: 'second task\n' }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const args = ['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile];
+    const state = path.join(dataDir, 'slots', '0', 'uc_state');
+    const done = async () => Number((await fsp.readFile(state, 'utf8').catch(() => '0')).trim() || 0);
+    const run = startCli(args);
+    for (let i = 0; i < 200 && (await done()) < 5; i++) await sleep(50);
+    const task = (op: string, name = 'q1') => runCli(['task', '--data-dir', dataDir, op, name]);
+    expect((await task('suspend')).stdout).toBe('q1: suspend requested (state SUSPENDED)\n');
+    await sleep(400);
+    const atSuspend = await done();
+    await sleep(1300);
+    expect(await done()).toBe(atSuspend);
+    expect((await task('resume')).stdout).toContain('state EXECUTING');
+    await sleep(1500);
+    expect(await done()).toBeGreaterThan(atSuspend);
+    expect((await task('quit')).stdout).toContain('state QUIT_PENDING');
+    const first = await run.done;
+    expect(first.code, first.stderr).toBe(0);
+    const r1 = byName(first.stdout);
+    expect(r1.q1).toMatchObject({ outcome: 'quit', reason: 'quit by altplat task', slot: 0 });
+    expect(r1.q1.stderr).toContain('quit requested'); // the kept stderr tail of a quit task
+    expect(r1.q2).toMatchObject({ outcome: 'success' });
+    const checkpointed = await done();
+    expect(checkpointed).toBeGreaterThan(0);
+
+    // A reply that conditionally aborts q1: it has started, so it is spared and resumes from its checkpoint.
+    const spare = path.join(dataDir, 'spare.xml');
+    await fsp.writeFile(spare, `<scheduler_reply>\n<master_url>https://example.org/lctest/</master_url>\n<result_abort_if_not_started>\n    <name>q1</name>\n</result_abort_if_not_started>\n</scheduler_reply>\n`);
+    const second = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, spare]);
+    const q1 = byName(second.stdout).q1;
+    expect(q1).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    expect(q1.stderr).toContain(`start at ${checkpointed} of ${text.length}`);
+    expect(await fsp.readFile(path.join(dataDir, 'projects', PROJECT, 'q1_out'), 'utf8')).toBe(text.toUpperCase());
+  });
+
+  it('<result_abort> for a quit task ends it with EXIT_ABORTED_BY_PROJECT (202) and frees its slot; unknown names are ignored', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const reply = makeReply({ platform: LINUX, mainProgram: await fsp.readFile(uc), wuCommandLine: '--ms 100', results: [{ name: 'p1', input: 'x'.repeat(100) }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const run = startCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    for (let i = 0; i < 200; i++) {
+      const j = await fsp.readFile(path.join(dataDir, 'altplat', 'tasks.json'), 'utf8').catch(() => '');
+      if (j.includes('"step": "launched"')) break;
+      await sleep(50);
+    }
+    await sleep(300);
+    run.child.kill('SIGTERM');
+    expect(byName((await run.done).stdout).p1).toMatchObject({ outcome: 'quit' });
+    const abort = path.join(dataDir, 'abort.xml');
+    await fsp.writeFile(abort, `<scheduler_reply>\n<master_url>https://example.org/lctest/</master_url>\n<result_abort>\n    <name>p1</name>\n</result_abort>\n<result_abort>\n    <name>never_heard_of</name>\n</result_abort>\n</scheduler_reply>\n`);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, abort]);
+    expect(r.code).toBe(1);
+    const results = JSON.parse(r.stdout).results;
+    expect(results).toHaveLength(1);
+    expect(results[0]).toMatchObject({ name: 'p1', outcome: 'aborted', exitStatus: 202, reason: 'aborted by project - no longer usable', outputs: [] });
+    expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual([]);
+    // Finished for good: the original reply does not run it again.
+    const again = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    expect(byName(again.stdout).p1).toMatchObject({ outcome: 'aborted', exitStatus: 202, previouslyFinished: true });
+  });
+});
