@@ -57,6 +57,67 @@ export async function copyIn(qga: QgaClient, slotDir: string, job: JobDescriptio
   return bytes;
 }
 
+/**
+ * The program loader the main program needs, read from the host copy: the `#!` line of a script, or
+ * the ELF PT_INTERP of a dynamically linked binary (e.g. /lib/ld-linux.so.2 for a dynamic i686
+ * program); undefined for a static binary or anything else. Without this check a program whose
+ * loader the guest lacks fails with the shell's bare "not found".
+ */
+export async function programInterpreter(hostFile: string): Promise<string | undefined> {
+  const fh = await fsp.open(hostFile, 'r');
+  try {
+    const head = Buffer.alloc(4096);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    const b = head.subarray(0, bytesRead);
+    if (b.length > 2 && b[0] === 0x23 && b[1] === 0x21) {
+      const line = b.subarray(2).toString('latin1').split('\n')[0]!.trim();
+      return line.split(/[ \t]+/)[0] || undefined;
+    }
+    if (b.length < 52 || b.readUInt32BE(0) !== 0x7f454c46) return undefined;
+    const is64 = b[4] === 2;
+    const le = b[5] === 1;
+    const u16 = (o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+    const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+    const u64 = (o: number) => Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
+    const phoff = is64 ? u64(32) : u32(28);
+    const phentsize = u16(is64 ? 54 : 42);
+    const phnum = u16(is64 ? 56 : 44);
+    const ph = Buffer.alloc(phentsize * phnum);
+    await fh.read(ph, 0, ph.length, phoff);
+    const pu32 = (o: number) => (le ? ph.readUInt32LE(o) : ph.readUInt32BE(o));
+    const pu64 = (o: number) => Number(le ? ph.readBigUInt64LE(o) : ph.readBigUInt64BE(o));
+    for (let i = 0; i < phnum; i++) {
+      const o = i * phentsize;
+      if (pu32(o) !== 3 /* PT_INTERP */) continue;
+      const off = is64 ? pu64(o + 8) : pu32(o + 4);
+      const size = is64 ? pu64(o + 32) : pu32(o + 16);
+      const name = Buffer.alloc(Math.min(size, 4096));
+      await fh.read(name, 0, name.length, off);
+      return name.toString('latin1').replace(/\0.*$/s, '') || undefined;
+    }
+    return undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Fails clearly when the guest lacks the main program's loader: the VM's image has no 32-bit
+ * libraries and only the 64-bit ones qemu-ga needs (docs/REFERENCE_PLATFORM.md, "What programs can
+ * run"). Returns a message for stderr.txt, or undefined when the program can be started.
+ */
+export async function missingInterpreter(qga: QgaClient, slotDir: string, job: JobDescription): Promise<string | undefined> {
+  const host = await resolveFilename(slotDir, checkOpenName(job.mainProgram));
+  const interp = await programInterpreter(host);
+  if (!interp) return undefined;
+  const st = await qga.waitExec(await qga.exec('/bin/sh', { args: ['-c', 'test -e "$1"', 'sh', interp] }));
+  if (st.exitCode === 0) return undefined;
+  return `cannot start ${job.mainProgram}: it needs ${interp}, which the guest image does not have; ` +
+    (interp.includes('ld-linux.so.2') || interp.includes('ld-linux-')
+      ? 'it is dynamically linked against libraries the guest lacks; build it statically (gcc -static) for this platform'
+      : 'the guest has only busybox (/bin/sh and its applets)');
+}
+
 /** Starts the program in the guest: cwd = guestDir, stdout/stderr to files there; returns its guest pid. */
 export async function startProgram(qga: QgaClient, job: JobDescription, guestDir: string): Promise<number> {
   const argv = [`./${checkOpenName(job.mainProgram)}`, ...splitCommandLine(job.commandLine)];

@@ -4,7 +4,8 @@ import { AltplatError } from '../errors.js';
 import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { resolveFilename } from '../ipc/resolve.js';
 import { JOB_FILE, parseJob, type JobDescription } from '../job/jobfile.js';
-import { copyIn, copyOut, readGuestFraction, startProgram } from './guest-job.js';
+import { constants as osConstants } from 'node:os';
+import { copyIn, copyOut, missingInterpreter, readGuestFraction, startProgram } from './guest-job.js';
 import { createOverlay, killOrphanVm, listSnapshots, startVm, type QemuVm } from './qemu.js';
 import { readState, TASK_OVERLAY, writeState, type ManagerState } from './state.js';
 import { loadVmConfig, type VmConfig } from './vm-config.js';
@@ -15,6 +16,11 @@ const CHECKPOINT_TAGS = ['altplat-ckpt-a', 'altplat-ckpt-b'] as const;
 const TICK_MS = 200;
 /** How often the guest program's status and fraction_done file are read. */
 const GUEST_POLL_MS = 1000;
+/**
+ * Exit status when the guest cannot start the main program at all (its ELF loader or `#!`
+ * interpreter is missing): 127, what the guest's shell itself reports for a command it cannot run.
+ */
+const EXIT_CANNOT_START = 127;
 /** Unexpected VM deaths tolerated in one run before asking the client to restart us later. */
 const MAX_VM_RESTARTS = 3;
 
@@ -94,6 +100,13 @@ export class Manager {
           return this.o.app.temporaryExit(300, 'The virtual machine failed repeatedly; retrying later');
         }
         if (e instanceof Ended) return never();
+        if (e instanceof CannotStart) {
+          // Nothing ran: no outputs to copy; the reason goes to stderr.txt, the result is a compute error.
+          log(e.message);
+          await this.vm?.powerOff();
+          this.vm = undefined;
+          return this.o.app.finish(EXIT_CANNOT_START);
+        }
         throw e;
       }
     }
@@ -138,6 +151,8 @@ export class Manager {
     const t0 = Date.now();
     const bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));
     log(`copied ${bytes} bytes into the guest in ${Date.now() - t0} ms`);
+    const missing = await this.guard(missingInterpreter(vm.qga, this.slot, this.job));
+    if (missing) throw new CannotStart(missing);
     await this.checkInterrupts();
     this.state.guestPid = await this.guard(startProgram(vm.qga, this.job, this.config.guestDir));
     await writeState(this.slot, this.state);
@@ -218,7 +233,14 @@ export class Manager {
       if (!this.paused && now - lastPoll >= GUEST_POLL_MS) {
         lastPoll = now;
         const st = await this.guard(vm.qga.execStatus(pid));
-        if (st.exited) return st.exitCode ?? 128 + (st.signal ?? 0);
+        if (st.exited) {
+          if (st.exitCode !== undefined || st.signal === undefined) return st.exitCode ?? 128;
+          // Killed by a signal in the guest: said plainly, and reported as 128 + the signal number,
+          // the status a shell gives such a program (the result then carries that exit status).
+          const name = Object.entries(osConstants.signals).find(([, n]) => n === st.signal)?.[0] ?? 'unknown signal';
+          log(`program killed by signal ${st.signal} (${name}) in the guest; exit status ${128 + st.signal}`);
+          return 128 + st.signal;
+        }
         const own = await this.guard(readGuestFraction(vm.qga, this.config.guestDir));
         const elapsed = this.state.elapsedAtCheckpoint + this.runSecs;
         app.fractionDone(own ?? (estimate > 0 ? Math.min(0.99, elapsed / estimate) : 0));
@@ -255,7 +277,7 @@ export class Manager {
   private async complete(exitCode: number): Promise<never> {
     const vm = this.vm!;
     const report = await this.guard(copyOut(vm.qga, this.slot, this.job, this.config.guestDir));
-    this.o.log(`program exited with ${exitCode}; outputs copied: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}`);
+    this.o.log(`program ended with exit status ${exitCode}; outputs copied: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}`);
     this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
     await vm.powerOff();
     this.vm = undefined;
@@ -304,6 +326,8 @@ function checkpointPeriodSec(app: BoincApp): number {
 
 class VmDied extends Error {}
 class Ended extends Error {}
+/** The guest cannot run the main program (e.g. its ELF loader is missing); nothing was started. */
+class CannotStart extends Error {}
 const never = (): Promise<never> => new Promise<never>(() => undefined);
 
 /** `manager --config vm_config.xml --working-dir DIR --platform NAME` as the lifecycle starts it. */

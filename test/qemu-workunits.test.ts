@@ -1,0 +1,312 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PLATFORM_DIR, qemuPidsTagged, REPO, sha256File } from './qemu-fixture.js';
+
+/**
+ * Work units a project could really send, through the public CLI only (`altplat install`, `run --json`,
+ * `task`, `verify`), as a volunteer's client would run them on the reference QEMU platforms: the paper's
+ * Appendix A program built other ways, programs that read inputs, take quoted arguments, write other
+ * outputs, fail, crash, write nothing or much, or cannot run in the guest. The reply is written here
+ * in the layout BOINC's scheduler uses (sched/sched_send.cpp, sched/sched_types.cpp), not from the
+ * other tests' fixtures.
+ */
+const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
+const PI_C = path.join(REPO, 'test', 'paper', 'pi.c');
+const MASTER = 'http://wu.example.net/proj/';
+const PROJECT_DIR = 'wu.example.net_proj';
+const TAG = 'wu_'; // every result name starts with it, so our QEMU processes can be found
+const baseImage = path.join(PLATFORM_DIR, 'image', 'base.qcow2');
+let baseSha: string;
+let work: string;
+
+beforeAll(async () => {
+  execFileSync('bash', [path.join(REPO, 'scripts', 'build-image.sh')], { stdio: 'ignore' });
+  baseSha = sha256File(baseImage);
+  work = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-wu-'));
+}, 180_000);
+
+afterAll(async () => {
+  expect(qemuPidsTagged(TAG)).toEqual([]);
+  expect(sha256File(baseImage)).toBe(baseSha);
+  await fsp.rm(work, { recursive: true, force: true });
+});
+
+function cli(args: string[]): { status: number; stdout: string; stderr: string } {
+  try {
+    return { status: 0, stdout: execFileSync('node', [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), stderr: '' };
+  } catch (e) {
+    const x = e as { status: number; stdout: string; stderr: string };
+    return { status: x.status, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+function gcc(name: string, source: string, flags: string[], libs: string[] = []): string {
+  const dir = path.join(work, 'build');
+  execFileSync('mkdir', ['-p', dir]);
+  const src = source.endsWith('.c') && existsSync(source) ? source : path.join(dir, `${name}.c`);
+  if (src !== source) writeFileSync(src, source);
+  const out = path.join(dir, name);
+  execFileSync('gcc', [...flags, '-o', out, src, ...libs]);
+  return out;
+}
+
+interface Wu {
+  result: string;
+  platform: string;
+  program: string;
+  cmdline?: string;
+  inputs?: Record<string, string>;
+  outputs?: string[];
+}
+
+/** A scheduler reply with one app version per work unit, in the order BOINC's scheduler writes them. */
+function writeReply(dir: string, wus: Wu[]): { reply: string; files: string } {
+  const files = path.join(dir, 'files');
+  execFileSync('mkdir', ['-p', files]);
+  const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+  const x = [`<scheduler_reply>\n<scheduler_version>716</scheduler_version>\n<master_url>${MASTER}</master_url>\n<project_name>wu test</project_name>\n<app>\n    <name>wuapp</name>\n    <user_friendly_name>wu app</user_friendly_name>\n</app>`];
+  let v = 700;
+  for (const w of wus) {
+    v++;
+    const prog = readFileSync(w.program);
+    const pf = `wuapp_${v}_${w.platform}`;
+    writeFileSync(path.join(files, pf), prog, { mode: 0o755 });
+    x.push(`<file_info>\n    <name>${pf}</name>\n    <url>${MASTER}download/${pf}</url>\n    <executable/>\n    <md5_cksum>${md5(prog)}</md5_cksum>\n    <nbytes>${prog.length}.000000</nbytes>\n</file_info>`);
+    x.push(`<app_version>\n    <app_name>wuapp</app_name>\n    <version_num>${v}</version_num>\n    <platform>${w.platform}</platform>\n    <avg_ncpus>1.000000</avg_ncpus>\n    <flops>2000000000.000000</flops>\n    <file_ref>\n        <file_name>${pf}</file_name>\n        <main_program/>\n    </file_ref>\n</app_version>`);
+    const inRefs: string[] = [];
+    for (const [open, content] of Object.entries(w.inputs ?? {})) {
+      const f = `${w.result}_${open}`;
+      const b = Buffer.from(content);
+      writeFileSync(path.join(files, f), b);
+      x.push(`<file_info>\n    <name>${f}</name>\n    <url>${MASTER}download/${f}</url>\n    <md5_cksum>${md5(b)}</md5_cksum>\n    <nbytes>${b.length}</nbytes>\n</file_info>`);
+      inRefs.push(`    <file_ref>\n        <file_name>${f}</file_name>\n        <open_name>${open}</open_name>\n    </file_ref>`);
+    }
+    const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+    x.push(`<workunit>\n    <name>${w.result}_wu</name>\n    <app_name>wuapp</app_name>\n    <version_num>${v}</version_num>\n    <rsc_fpops_est>20000000000.000000</rsc_fpops_est>\n    <rsc_fpops_bound>1e14</rsc_fpops_bound>\n    <rsc_memory_bound>100000000.000000</rsc_memory_bound>\n    <rsc_disk_bound>1000000000.000000</rsc_disk_bound>\n${w.cmdline !== undefined ? `    <command_line>${esc(w.cmdline)}</command_line>\n` : ''}${inRefs.join('\n')}\n</workunit>`);
+    const outRefs: string[] = [];
+    for (const open of w.outputs ?? ['stdout.txt']) {
+      const f = `${w.result}_${open.replace(/\W/g, '_')}`;
+      x.push(`<file_info>\n    <name>${f}</name>\n    <generated_locally/>\n    <upload_when_present/>\n    <max_nbytes>50000000</max_nbytes>\n    <url>${MASTER}cgi-bin/file_upload_handler</url>\n</file_info>`);
+      outRefs.push(`    <file_ref>\n        <file_name>${f}</file_name>\n        <open_name>${open}</open_name>\n    </file_ref>`);
+    }
+    x.push(`<result>\n    <name>${w.result}</name>\n    <wu_name>${w.result}_wu</wu_name>\n    <platform>${w.platform}</platform>\n    <version_num>${v}</version_num>\n    <plan_class></plan_class>\n    <report_deadline>1900000000</report_deadline>\n${outRefs.join('\n')}\n</result>`);
+  }
+  x.push('</scheduler_reply>\n');
+  const reply = path.join(dir, 'sched_reply.xml');
+  writeFileSync(reply, x.join('\n'));
+  return { reply, files };
+}
+
+async function installedDataDir(name: string, prefs?: string): Promise<string> {
+  const d = path.join(work, name);
+  await fsp.mkdir(d);
+  for (const p of ['x86_64-pc-linux-gnu', 'i686-pc-linux-gnu']) {
+    const r = cli(['install', '--data-dir', d, path.join(REPO, 'alt_platforms', p)]);
+    expect(r.status, r.stderr).toBe(0);
+  }
+  if (prefs) await fsp.writeFile(path.join(d, 'global_prefs_override.xml'), prefs);
+  return d;
+}
+
+interface RunResult {
+  name: string; outcome: string; exitStatus: number | null; stderr: string; reason?: string; platform: string; kind: string;
+  outputs: Array<{ name: string; path: string; nbytes: number; status: number }>;
+}
+
+/** Nothing of a finished run may be left behind: VMs, slots, working copies; the platforms verify. */
+function expectCleanAfterRun(d: string): void {
+  expect(qemuPidsTagged(TAG)).toEqual([]);
+  const slots = path.join(d, 'slots');
+  expect(existsSync(slots) ? readdirSync(slots) : []).toEqual([]);
+  const wc = path.join(d, 'alt_platforms_working');
+  expect(existsSync(wc) ? readdirSync(wc) : []).toEqual([]);
+  expect(sha256File(path.join(d, 'alt_platforms', 'x86_64-pc-linux-gnu', 'image', 'base.qcow2'))).toBe(baseSha);
+  const v = cli(['verify', '--data-dir', d]);
+  expect(v.status, v.stdout + v.stderr).toBe(0);
+}
+
+describe('work units through `altplat run` on the reference QEMU platforms (a windows_x86_64 host)', () => {
+  it('the paper\'s program built other ways, inputs/arguments/outputs, failures, crashes, big and empty outputs, programs the guest cannot run', async () => {
+    const d = await installedDataDir('many');
+    const progs = {
+      piDynO0: gcc('pi_dyn_O0', PI_C, ['-O0']),
+      piDynO2: gcc('pi_dyn_O2', PI_C, ['-O2']),
+      pi32O2: gcc('pi_32_O2', PI_C, ['-m32', '-O2', '-static']),
+      args: gcc('args', `#include <stdio.h>
+int main(int argc, char **argv) {
+  FILE *in = fopen("in.dat", "r"), *out = fopen("result.dat", "w");
+  if (!in || !out) { perror("open"); return 5; }
+  int c; long n = 0; while ((c = fgetc(in)) != EOF) { fputc(c, out); n++; }
+  for (int i = 1; i < argc; i++) fprintf(out, "[%s]\\n", argv[i]);
+  fprintf(stderr, "args: read %ld bytes\\n", n);
+  return 0;
+}`, ['-O2', '-static']),
+      exit3: gcc('exit3', '#include <stdio.h>\nint main(void) { printf("partial\\n"); fprintf(stderr, "failing on purpose\\n"); return 3; }', ['-static']),
+      segv: gcc('segv', '#include <stdio.h>\n#include <signal.h>\nint main(void) { printf("before\\n"); fflush(stdout); raise(SIGSEGV); return 0; }', ['-static']),
+      nothing: gcc('nothing', 'int main(void) { return 0; }', ['-static']),
+      big: gcc('big', `#include <stdio.h>
+int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1024/8; i++) fprintf(f, "%07lx\\n", i); fclose(f);
+  for (long i = 0; i < 5L*1024*1024/8; i++) printf("%07lx\\n", i); return 0; }`, ['-O2', '-static']),
+      // linked against libstdc++ (always there with gcc), which qemu-ga does not need, so the guest lacks it
+      needlib: gcc('needlib', '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }', ['-O2'], ['-Wl,--no-as-needed', '-lstdc++']),
+      pi32dyn: gcc('pi_32_dyn', PI_C, ['-m32', '-O3', '-mfpmath=387']),
+    };
+    const native = (p: string) => execFileSync(p, { encoding: 'utf8', cwd: work, maxBuffer: 64 << 20 });
+    const { reply, files } = writeReply(d, [
+      { result: `${TAG}pi_dyn_O0`, platform: 'x86_64-pc-linux-gnu', program: progs.piDynO0 },
+      { result: `${TAG}pi_dyn_O2`, platform: 'x86_64-pc-linux-gnu', program: progs.piDynO2 },
+      { result: `${TAG}pi_32_O2`, platform: 'i686-pc-linux-gnu', program: progs.pi32O2 },
+      {
+        result: `${TAG}args`, platform: 'x86_64-pc-linux-gnu', program: progs.args, inputs: { 'in.dat': 'line one\nline two\n' },
+        outputs: ['result.dat'], cmdline: `--name "hello world" 'single q' a\\"b $HOME * ''x`,
+      },
+      { result: `${TAG}exit3`, platform: 'x86_64-pc-linux-gnu', program: progs.exit3 },
+      { result: `${TAG}segv`, platform: 'x86_64-pc-linux-gnu', program: progs.segv },
+      { result: `${TAG}nothing`, platform: 'x86_64-pc-linux-gnu', program: progs.nothing },
+      { result: `${TAG}big`, platform: 'x86_64-pc-linux-gnu', program: progs.big, outputs: ['stdout.txt', 'big.bin'] },
+      { result: `${TAG}needlib`, platform: 'x86_64-pc-linux-gnu', program: progs.needlib },
+      { result: `${TAG}pi_32_dyn`, platform: 'i686-pc-linux-gnu', program: progs.pi32dyn },
+    ]);
+    const r = cli(['run', '--json', '--max-tasks', '2', '--data-dir', d, '--host-platform', 'windows_x86_64', '--files', files, reply]);
+    expect(r.status, r.stderr).toBe(1); // some results failed, on purpose
+    const results = (JSON.parse(r.stdout) as { results: RunResult[] }).results;
+    const by = Object.fromEntries(results.map((x) => [x.name.slice(TAG.length), x]));
+    const out = (file: string) => readFileSync(path.join(d, 'projects', PROJECT_DIR, file));
+
+    // The same binary gives in the VM exactly what it gives natively (dynamic x86-64 too: the guest's glibc).
+    for (const [k, p] of [['pi_dyn_O0', progs.piDynO0], ['pi_dyn_O2', progs.piDynO2], ['pi_32_O2', progs.pi32O2]] as const) {
+      expect(by[k], JSON.stringify(by[k])).toMatchObject({ outcome: 'success', exitStatus: 0, kind: 'alt' });
+      expect(out(`${TAG}${k}_stdout_txt`).toString()).toBe(native(p));
+    }
+    // Input by open name, an output that is not stdout.txt, BOINC's argument splitting (parse_command_line).
+    expect(by.args).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    expect(out(`${TAG}args_result_dat`).toString()).toBe('line one\nline two\n[--name]\n[hello world]\n[single q]\n[a\\"b]\n[$HOME]\n[*]\n[\'x]\n');
+    expect(by.args!.stderr).toContain('args: read 18 bytes');
+    // A non-zero exit: compute_error with that exit status, its stdout and stderr kept.
+    expect(by.exit3).toMatchObject({ outcome: 'compute_error', exitStatus: 3 });
+    expect(by.exit3!.stderr).toContain('failing on purpose');
+    expect(out(`${TAG}exit3_stdout_txt`).toString()).toBe('partial\n');
+    // Killed by a signal in the guest: compute_error, 128 + signal, and said so in stderr.
+    expect(by.segv).toMatchObject({ outcome: 'compute_error', exitStatus: 128 + 11 });
+    expect(by.segv!.stderr).toContain('program killed by signal 11 (SIGSEGV)');
+    expect(out(`${TAG}segv_stdout_txt`).toString()).toBe('before\n');
+    // Writing nothing is a success with an empty stdout.txt.
+    expect(by.nothing).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    expect(by.nothing!.outputs.map((o) => o.nbytes)).toEqual([0]);
+    // Several MB out, byte for byte.
+    expect(by.big).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    native(progs.big); // writes big.bin into `work`
+    expect(out(`${TAG}big_big_bin`).equals(readFileSync(path.join(work, 'big.bin')))).toBe(true);
+    expect(out(`${TAG}big_stdout_txt`).toString()).toBe(native(progs.big));
+    // A shared library the guest lacks: the loader's own message reaches stderr.txt.
+    expect(by.needlib).toMatchObject({ outcome: 'compute_error', exitStatus: 127 });
+    expect(by.needlib!.stderr).toContain('libstdc++.so.6: cannot open shared object file');
+    // A dynamic 32-bit program: the guest has no 32-bit loader; a clear message, not the shell's "not found".
+    expect(by.pi_32_dyn).toMatchObject({ outcome: 'compute_error', exitStatus: 127, platform: 'i686-pc-linux-gnu' });
+    expect(by.pi_32_dyn!.stderr).toContain('needs /lib/ld-linux.so.2, which the guest image does not have');
+    expect(by.pi_32_dyn!.stderr).toContain('gcc -static');
+
+    expectCleanAfterRun(d);
+  }, 400_000);
+});
+
+/** A guest program counting `$1` steps of 0.2 s, resumable from its own count file (like a BOINC app). */
+const COUNTER = `#!/bin/sh
+i=0
+[ -f count ] && i=$(cat count)
+while [ $i -lt $1 ]; do
+  i=$((i+1)); echo $i > count.tmp; mv count.tmp count; echo "step $i"
+  echo "$i $1" | awk '{printf "%.4f\\n", $1/$2}' > fraction_done
+  sleep 0.2
+done
+echo finished
+`;
+
+async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Checkpoints the task's manager has logged so far (it takes none while the VM is paused). */
+const checkpointsLogged = (d: string, slot: number): number =>
+  readFileSync(path.join(d, 'slots', String(slot), 'stderr.txt'), 'utf8').split('\n').filter((l) => l.includes('] checkpoint altplat-ckpt')).length;
+
+describe('`altplat task` controls VM tasks of a running `altplat run`', () => {
+  it('suspend pauses the VM, resume continues it, quit keeps the checkpoint for the next run, abort kills it', async () => {
+    const d = await installedDataDir('control', '<global_preferences>\n   <disk_interval>2</disk_interval>\n</global_preferences>\n');
+    const script = path.join(work, 'counter.sh');
+    writeFileSync(script, COUNTER, { mode: 0o755 });
+    const { reply, files } = writeReply(d, [
+      { result: `${TAG}ctl_susp`, platform: 'x86_64-pc-linux-gnu', program: script, cmdline: '60' },
+      { result: `${TAG}ctl_quit`, platform: 'x86_64-pc-linux-gnu', program: script, cmdline: '70' },
+      { result: `${TAG}ctl_abort`, platform: 'x86_64-pc-linux-gnu', program: script, cmdline: '400' },
+    ]);
+    const args = ['run', '--json', '--max-tasks', '3', '--data-dir', d, '--host-platform', 'windows_x86_64', '--files', files, reply];
+    const child = spawn('node', [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const task = (verb: string, result: string) => {
+      const r = cli(['task', '--data-dir', d, verb, `${TAG}${result}`]);
+      expect(r.status, `${verb} ${result}: ${r.stdout}${r.stderr}`).toBe(0);
+    };
+    try {
+      // Wait until every program runs and has been checkpointed once.
+      const slotOf: Record<string, number> = {};
+      await until('three running programs with a checkpoint', () => {
+        for (const s of [0, 1, 2]) {
+          try {
+            const st = JSON.parse(readFileSync(path.join(d, 'slots', String(s), 'altplat_manager_state.json'), 'utf8')) as { task: string; checkpoint?: string };
+            if (st.checkpoint) slotOf[st.task.slice(TAG.length)] = s;
+          } catch { /* not yet */ }
+        }
+        return Object.keys(slotOf).length === 3;
+      });
+      const qemuOf = (r: string) => qemuPidsTagged(`${TAG}${r}`)[0];
+      const stateOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0];
+
+      task('suspend', 'ctl_susp');
+      await until('the suspended VM to stop checkpointing', () => {
+        const log = readFileSync(path.join(d, 'slots', String(slotOf.ctl_susp), 'stderr.txt'), 'utf8');
+        return log.includes('suspended: VM paused');
+      });
+      const before = checkpointsLogged(d, slotOf.ctl_susp!);
+      expect(qemuOf('ctl_susp')).toBeDefined(); // paused, not powered off
+      task('abort', 'ctl_abort');
+      task('quit', 'ctl_quit');
+      await until('the aborted and quit VMs to end', () => !qemuOf('ctl_abort') && !qemuOf('ctl_quit'));
+      await new Promise((r) => setTimeout(r, 3000));
+      // Suspended: no checkpoints while paused (QMP stop freezes the guest), the QEMU process still there.
+      expect(checkpointsLogged(d, slotOf.ctl_susp!)).toBe(before);
+      expect(['S', 'R']).toContain(stateOf(qemuOf('ctl_susp')!));
+      task('resume', 'ctl_susp');
+      const code = await exited;
+      expect(code).toBe(1); // the aborted one failed
+      const first = Object.fromEntries((JSON.parse(stdout) as { results: RunResult[] }).results.map((x) => [x.name.slice(TAG.length), x]));
+      expect(first.ctl_susp).toMatchObject({ outcome: 'success', exitStatus: 0 });
+      expect(first.ctl_abort).toMatchObject({ outcome: 'aborted' });
+      expect(first.ctl_quit).toMatchObject({ outcome: 'quit' });
+      expect(qemuPidsTagged(TAG)).toEqual([]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    // The next run finishes the quit task from its checkpoint: every step exactly once.
+    const again = cli(args);
+    const second = Object.fromEntries((JSON.parse(again.stdout) as { results: RunResult[] }).results.map((x) => [x.name.slice(TAG.length), x]));
+    expect(second.ctl_quit, JSON.stringify(second.ctl_quit)).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    expect(second.ctl_quit!.stderr).toMatch(/restored checkpoint altplat-ckpt-[ab]/);
+    const steps = (n: number) => `${Array.from({ length: n }, (_, i) => `step ${i + 1}`).join('\n')}\nfinished\n`;
+    expect(readFileSync(path.join(d, 'projects', PROJECT_DIR, `${TAG}ctl_quit_stdout_txt`), 'utf8')).toBe(steps(70));
+    expect(readFileSync(path.join(d, 'projects', PROJECT_DIR, `${TAG}ctl_susp_stdout_txt`), 'utf8')).toBe(steps(60));
+    expectCleanAfterRun(d);
+  }, 400_000);
+});
