@@ -61,6 +61,7 @@ interface Wu {
   cmdline?: string;
   inputs?: Record<string, string>;
   outputs?: string[];
+  maxNbytes?: number;
 }
 
 /** A scheduler reply with one app version per work unit, in the order BOINC's scheduler writes them. */
@@ -79,7 +80,7 @@ function writeReply(dir: string, wus: Wu[]): { reply: string; files: string } {
     x.push(`<app_version>\n    <app_name>wuapp</app_name>\n    <version_num>${v}</version_num>\n    <platform>${w.platform}</platform>\n    <avg_ncpus>1.000000</avg_ncpus>\n    <flops>2000000000.000000</flops>\n    <file_ref>\n        <file_name>${pf}</file_name>\n        <main_program/>\n    </file_ref>\n</app_version>`);
     const inRefs: string[] = [];
     for (const [open, content] of Object.entries(w.inputs ?? {})) {
-      const f = `${w.result}_${open}`;
+      const f = `${w.result}_${open.replace(/\W/g, '_')}`;
       const b = Buffer.from(content);
       writeFileSync(path.join(files, f), b);
       x.push(`<file_info>\n    <name>${f}</name>\n    <url>${MASTER}download/${f}</url>\n    <md5_cksum>${md5(b)}</md5_cksum>\n    <nbytes>${b.length}</nbytes>\n</file_info>`);
@@ -90,7 +91,7 @@ function writeReply(dir: string, wus: Wu[]): { reply: string; files: string } {
     const outRefs: string[] = [];
     for (const open of w.outputs ?? ['stdout.txt']) {
       const f = `${w.result}_${open.replace(/\W/g, '_')}`;
-      x.push(`<file_info>\n    <name>${f}</name>\n    <generated_locally/>\n    <upload_when_present/>\n    <max_nbytes>50000000</max_nbytes>\n    <url>${MASTER}cgi-bin/file_upload_handler</url>\n</file_info>`);
+      x.push(`<file_info>\n    <name>${f}</name>\n    <generated_locally/>\n    <upload_when_present/>\n    <max_nbytes>${w.maxNbytes ?? 50000000}</max_nbytes>\n    <url>${MASTER}cgi-bin/file_upload_handler</url>\n</file_info>`);
       outRefs.push(`    <file_ref>\n        <file_name>${f}</file_name>\n        <open_name>${open}</open_name>\n    </file_ref>`);
     }
     x.push(`<result>\n    <name>${w.result}</name>\n    <wu_name>${w.result}_wu</wu_name>\n    <platform>${w.platform}</platform>\n    <version_num>${v}</version_num>\n    <plan_class></plan_class>\n    <report_deadline>1900000000</report_deadline>\n${outRefs.join('\n')}\n</result>`);
@@ -155,6 +156,11 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
       needlib: gcc('needlib', '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }', ['-O2'], ['-Wl,--no-as-needed', '-lstdc++']),
       pi32dyn: gcc('pi_32_dyn', PI_C, ['-m32', '-O3', '-mfpmath=387']),
     };
+    const script = (name: string, text: string) => {
+      const f = path.join(work, name);
+      writeFileSync(f, text, { mode: 0o755 });
+      return f;
+    };
     const native = (p: string) => execFileSync(p, { encoding: 'utf8', cwd: work, maxBuffer: 64 << 20 });
     const { reply, files } = writeReply(d, [
       { result: `${TAG}pi_dyn_O0`, platform: 'x86_64-pc-linux-gnu', program: progs.piDynO0 },
@@ -168,6 +174,12 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
       { result: `${TAG}segv`, platform: 'x86_64-pc-linux-gnu', program: progs.segv },
       { result: `${TAG}nothing`, platform: 'x86_64-pc-linux-gnu', program: progs.nothing },
       { result: `${TAG}big`, platform: 'x86_64-pc-linux-gnu', program: progs.big, outputs: ['stdout.txt', 'big.bin'] },
+      { result: `${TAG}toobig`, platform: 'x86_64-pc-linux-gnu', program: progs.big, outputs: ['stdout.txt', 'big.bin'], maxNbytes: 100_000 },
+      { result: `${TAG}bash`, platform: 'x86_64-pc-linux-gnu', program: script('bash.sh', '#!/bin/bash\necho hi\n') },
+      {
+        result: `${TAG}subdir`, platform: 'x86_64-pc-linux-gnu', program: script('subdir.sh', '#!/bin/sh\nmkdir -p out && cp in/data.txt out/res.txt && echo ok\n'),
+        inputs: { 'in/data.txt': 'abc\n' }, outputs: ['stdout.txt', 'out/res.txt'],
+      },
       { result: `${TAG}needlib`, platform: 'x86_64-pc-linux-gnu', program: progs.needlib },
       { result: `${TAG}pi_32_dyn`, platform: 'i686-pc-linux-gnu', program: progs.pi32dyn },
     ]);
@@ -202,6 +214,16 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
     native(progs.big); // writes big.bin into `work`
     expect(out(`${TAG}big_big_bin`).equals(readFileSync(path.join(work, 'big.bin')))).toBe(true);
     expect(out(`${TAG}big_stdout_txt`).toString()).toBe(native(progs.big));
+    // Outputs over max_nbytes: the client refuses them as too big with their real size (ERR_FILE_TOO_BIG,
+    // lib/error_numbers.h), not as missing.
+    expect(by.toobig).toMatchObject({ outcome: 'compute_error', exitStatus: 0 });
+    expect(by.toobig!.outputs.map((o) => [o.nbytes, o.status])).toEqual([[5 * 1024 * 1024, -131], [6 * 1024 * 1024, -131]]);
+    // A script whose interpreter the guest lacks: said clearly.
+    expect(by.bash).toMatchObject({ outcome: 'compute_error', exitStatus: 127 });
+    expect(by.bash!.stderr).toContain('needs /bin/bash, which the guest image does not have');
+    // Open names with a folder, in and out.
+    expect(by.subdir).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    expect(out(`${TAG}subdir_out_res_txt`).toString()).toBe('abc\n');
     // A shared library the guest lacks: the loader's own message reaches stderr.txt.
     expect(by.needlib).toMatchObject({ outcome: 'compute_error', exitStatus: 127 });
     expect(by.needlib!.stderr).toContain('libstdc++.so.6: cannot open shared object file');

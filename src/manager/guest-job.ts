@@ -140,6 +140,8 @@ export async function readGuestFraction(qga: QgaClient, guestDir: string): Promi
 export interface CopyOutReport {
   copied: string[];
   missing: string[];
+  /** Over their max_nbytes: left on the host as a sparse file of the real size, for the client to refuse. */
+  tooBig: string[];
 }
 
 /**
@@ -149,7 +151,7 @@ export interface CopyOutReport {
  * invented: the client's exit rules decide what a missing output means.
  */
 export async function copyOut(qga: QgaClient, slotDir: string, job: JobDescription, guestDir: string): Promise<CopyOutReport> {
-  const report: CopyOutReport = { copied: [], missing: [] };
+  const report: CopyOutReport = { copied: [], missing: [], tooBig: [] };
   const stderrText = await qga.readFile(`${guestDir}/${GUEST_STDERR}`, 16 << 20).catch(() => Buffer.alloc(0));
   if (stderrText.length > 0) await fsp.appendFile(path.join(slotDir, 'stderr.txt'), stderrText);
   for (const out of job.outputs) {
@@ -161,7 +163,19 @@ export async function copyOut(qga: QgaClient, slotDir: string, job: JobDescripti
       report.copied.push(out.openName);
     } catch (e) {
       const code = (e as AltplatError).code;
-      if (code !== 'QGA_COMMAND_FAILED' && code !== 'QGA_FILE_TOO_LARGE') throw e;
+      if (code === 'QGA_FILE_TOO_LARGE') {
+        // Over max_nbytes: not worth copying, but the client must see a file of the real size so that
+        // its rule reports ERR_FILE_TOO_BIG with that size (client/cs_apps.cpp app_finished) rather
+        // than a missing file. A sparse file of that size costs nothing; the client deletes it.
+        const size = await qga.fileSize(guestFile);
+        const tmp = `${host}.altplat-pull-${process.pid}`;
+        await fsp.writeFile(tmp, '');
+        await fsp.truncate(tmp, size);
+        await fsp.rename(tmp, host);
+        report.tooBig.push(out.openName);
+        continue;
+      }
+      if (code !== 'QGA_COMMAND_FAILED') throw e;
       report.missing.push(out.openName);
     }
   }

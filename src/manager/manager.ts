@@ -277,7 +277,7 @@ export class Manager {
   private async complete(exitCode: number): Promise<never> {
     const vm = this.vm!;
     const report = await this.guard(copyOut(vm.qga, this.slot, this.job, this.config.guestDir));
-    this.o.log(`program ended with exit status ${exitCode}; outputs copied: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}`);
+    this.o.log(`program ended with exit status ${exitCode}; outputs copied: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}${report.tooBig.length ? `; over max_nbytes, not copied: ${report.tooBig.join(', ')}` : ''}`);
     this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
     await vm.powerOff();
     this.vm = undefined;

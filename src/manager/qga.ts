@@ -182,6 +182,16 @@ export class QgaClient {
     return Buffer.concat(parts);
   }
 
+  /** Size of a guest file in bytes (guest-file-seek to its end), without reading it. */
+  async fileSize(guestPath: string): Promise<number> {
+    const handle = await this.execute<number>('guest-file-open', { path: guestPath, mode: 'r' });
+    try {
+      return (await this.execute<{ position: number }>('guest-file-seek', { handle, offset: 0, whence: 'end' })).position;
+    } finally {
+      await this.execute('guest-file-close', { handle });
+    }
+  }
+
   /** Copies a guest file to the host, writing through a temp file so a failed pull leaves nothing half-written. */
   async pullFile(guestPath: string, hostPath: string, maxBytes?: number): Promise<number> {
     const data = await this.readFile(guestPath, maxBytes);
