@@ -39,7 +39,7 @@ step() {
 }
 die() { echo "build-image: error: $*" >&2; exit 1; }
 
-for tool in apt-get apt-cache dpkg-deb cpio gzip mke2fs qemu-img readelf sha256sum node; do
+for tool in apt-get apt-cache dpkg-deb cpio gzip mke2fs qemu-img readelf sha256sum node flock; do
   command -v "$tool" >/dev/null || die "missing tool '$tool' (run scripts/setup.sh)"
 done
 
@@ -49,7 +49,7 @@ mkdir -p "$CACHE" "$BUILD"
 exec 9>"$BUILD/.lock"
 flock 9
 
-step "resolving the cloud kernel ABI"
+step "resolving the packages (kernel ABI, qemu-ga's libraries)"
 # (no early `exit` in awk or `head` after a producer: with pipefail, SIGPIPE would fail the build)
 KPKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !k {k = $2} END {print k}')
 [ -n "$KPKG" ] || die "cannot resolve linux-image-cloud-amd64's kernel package (apt-get update?)"
@@ -58,29 +58,58 @@ KV=${KPKG#linux-image-}
 # Exact versions of everything that goes into the image; with the scripts, the stamp of this build.
 POLICY=""
 pkg_version() { printf '%s\n' "$POLICY" | awk -v p="$1" '/^[^ ]/ {cur = $1; sub(/:$/, "", cur)} cur == p && /Candidate:/ && !v {v = $2} END {print v}'; }
-# qemu-ga's libraries: found from the binary's NEEDED entries below; the packages are those that ship
-# the same sonames on this Debian release.
+# qemu-ga's libraries, found without anything installed on the host: the qemu-guest-agent package and
+# its dependency closure (apt-cache depends --recurse) are downloaded and unpacked, and the sonames in
+# qemu-ga's NEEDED entries (followed transitively) are looked up in those packages' files.
 LIBPKGS=()
+APT_DEPS_OPTS=(--recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances --no-pre-depends)
+download_into_cache() {  # pkg=version ...
+  (
+    cd "$CACHE"
+    for pv in "$@"; do
+      p=${pv%%=*} v=${pv#*=}
+      if ! ls "${p}_${v//:/%3a}_"*.deb >/dev/null 2>&1; then
+        apt-get download -q "$p=$v" 2>&1 | grep -E "^(E:|Err)" >&2 || true
+        echo "  fetched $p $v"
+        ls "${p}_${v//:/%3a}_"*.deb >/dev/null 2>&1 || die "apt-get download $p=$v failed"
+      fi
+    done
+  )
+}
+deb_of() { ls "$CACHE/${1}_${2//:/%3a}_"*.deb | awk 'NR == 1'; }
 resolve_lib_pkgs() {
-  local bin=/usr/sbin/qemu-ga seen="" queue needed so path pkg ldcache
-  ldcache=$(ldconfig -p)
-  queue=$(readelf -d "$bin" | awk '/NEEDED/ {gsub(/[\[\]]/, "", $5); print $5}')
+  local closure pol p v pvs=() R="$BUILD/resolve" queue so more found
+  closure=$(apt-cache depends "${APT_DEPS_OPTS[@]}" qemu-guest-agent 2>/dev/null | awk '/^[^ <]/' | LC_ALL=C sort -u)
+  [ -n "$closure" ] || die "cannot resolve qemu-guest-agent's dependencies (apt-get update?)"
+  # shellcheck disable=SC2086
+  pol=$(apt-cache policy $closure 2>/dev/null)
+  for p in $closure; do
+    v=$(POLICY=$pol pkg_version "$p")
+    [ -n "$v" ] && [ "$v" != "(none)" ] || continue  # (a virtual or unavailable package: no files)
+    pvs+=("$p=$v")
+  done
+  download_into_cache "${pvs[@]}"
+  rm -rf "$R"; mkdir -p "$R"
+  for pv in "${pvs[@]}"; do dpkg-deb -x "$(deb_of "${pv%%=*}" "${pv#*=}")" "$R/${pv%%=*}"; done
+  queue=$(readelf -d "$R/qemu-guest-agent/usr/sbin/qemu-ga" | awk '/NEEDED/ {gsub(/[\[\]]/, "", $5); print $5}')
+  local seen=" "
   while [ -n "$queue" ]; do
     so=${queue%%$'\n'*}; [ "$queue" = "$so" ] && queue="" || queue=${queue#*$'\n'}
-    case " $seen " in *" $so "*) continue ;; esac
-    seen="$seen $so"
-    path=$(printf '%s\n' "$ldcache" | awk -v so="$so" '$1 == so && /x86-64/ && !p {p = $NF} END {print p}')
-    [ -n "$path" ] || die "qemu-ga needs $so, which this host does not have"
-    pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | awk -F: 'NR == 1 {print $1}') || true
-    [ -n "$pkg" ] || pkg=$(dpkg -S "$path" 2>/dev/null | awk -F: 'NR == 1 {print $1}') || true
-    [ -n "$pkg" ] || die "no Debian package owns $path"
-    case " ${LIBPKGS[*]-} " in *" $pkg "*) ;; *) LIBPKGS+=("$pkg") ;; esac
-    needed=$(readelf -d "$(readlink -f "$path")" | awk '/NEEDED/ {gsub(/[\[\]]/, "", $5); print $5}')
-    [ -n "$needed" ] && queue=$(printf '%s\n%s' "$queue" "$needed" | sed '/^$/d')
+    case "$seen" in *" $so "*) continue ;; esac
+    seen="$seen$so "
+    found=$(cd "$R" && find . -path "*/lib/x86_64-linux-gnu/$so" \( -type f -o -type l \) | LC_ALL=C sort | awk 'NR == 1')
+    [ -n "$found" ] || die "qemu-ga needs $so, which no package of its dependency closure ships"
+    p=${found#./}; p=${p%%/*}
+    case " ${LIBPKGS[*]-} " in *" $p "*) ;; *) LIBPKGS+=("$p") ;; esac
+    more=$(readelf -d "$(readlink -f "$R/${found#./}")" | awk '/NEEDED/ {gsub(/[\[\]]/, "", $5); print $5}')
+    [ -n "$more" ] && queue=$(printf '%s\n%s' "$queue" "$more" | sed '/^$/d')
   done
+  rm -rf "$R"
 }
-# dpkg -S is slow (seconds); the answer only changes with the qemu-ga binary.
-LIBCACHE="$BUILD/libpkgs.$(sha256sum /usr/sbin/qemu-ga | cut -c1-16)"
+# The answer only changes with the qemu-guest-agent version (resolving takes seconds): cached by it.
+QGA_VERSION=$(POLICY=$(apt-cache policy qemu-guest-agent 2>/dev/null) pkg_version qemu-guest-agent)
+[ -n "$QGA_VERSION" ] && [ "$QGA_VERSION" != "(none)" ] || die "no candidate version for qemu-guest-agent (apt-get update?)"
+LIBCACHE="$BUILD/libpkgs.$(printf '%s' "$QGA_VERSION" | sha256sum | cut -c1-16)"
 if [ -s "$LIBCACHE" ]; then
   read -r -a LIBPKGS < "$LIBCACHE"
 else
@@ -119,18 +148,9 @@ if [ $up_to_date = 1 ]; then
 fi
 
 step "downloading ${#PKGS[@]} Debian packages (cached in .cache/debs)"
-(
-  cd "$CACHE"
-  for p in "${PKGS[@]}"; do
-    v=$(printf '%s' "$MANIFEST" | awk -F= -v p="$p" '$1 == p {print $2}')
-    # apt-get download names files <pkg>_<version with ':' as %3a>_<arch>.deb
-    if ! ls "${p}_${v//:/%3a}_"*.deb >/dev/null 2>&1; then
-      apt-get download -q "$p=$v" 2>&1 | grep -E "^(E:|Err)" >&2 || true
-      echo "  fetched $p $v"
-      ls "${p}_${v//:/%3a}_"*.deb >/dev/null 2>&1 || die "apt-get download $p=$v failed"
-    fi
-  done
-)
+pvs=()
+for p in "${PKGS[@]}"; do pvs+=("$p=$(printf '%s' "$MANIFEST" | awk -F= -v p="$p" '$1 == p {print $2}')"); done
+download_into_cache "${pvs[@]}"
 
 step "unpacking packages (dpkg-deb -x, nothing installed)"
 X="$BUILD/extract"
