@@ -74,6 +74,25 @@ describe('a reply as BOINC servers write it', () => {
   });
 });
 
+describe('<file_prefix> (client/app_start.cpp prepend_prefix, must_copy_file)', () => {
+  const withPrefix = (prefix: string) => text.replace('<version_num>700</version_num>', `<version_num>700</version_num>\n    <file_prefix>${prefix}</file_prefix>`);
+  it('puts input and output open names under the prefix (16 characters at most) and copies them; app files are untouched', () => {
+    const r = parseSchedulerReply(withPrefix('a_very_long_prefix_name'), { host: [LINUX], alt: [] });
+    const plain = r.assignments.find((a) => a.result.name === 'uc_wu_0002_0')!;
+    expect(plain.appVersion.filePrefix).toBe('a_very_long_pref');
+    expect(plain.workunit.fileRefs).toEqual([{ fileName: 'uc_in_0002', openName: 'a_very_long_pref/uc_in_0002', mainProgram: false, copyFile: true, optional: false }]);
+    expect(plain.result.fileRefs[0]).toMatchObject({ openName: 'a_very_long_pref/out', copyFile: true });
+    expect(plain.appVersion.fileRefs[0]).toMatchObject({ openName: 'uc_7.00_x86_64-pc-linux-gnu', copyFile: false });
+    // The 710 version has no prefix: its results are unchanged.
+    expect(r.assignments.find((a) => a.result.name === 'uc_wu_0001_0')!.workunit.fileRefs[0].openName).toBe('data/input.txt');
+  });
+  it('a prefix that would leave the slot drops the app version', () => {
+    const r = parseSchedulerReply(withPrefix('../x'), { host: [LINUX], alt: [] });
+    expect(r.rejections.find((j) => j.element === 'app_version')).toMatchObject({ code: 'REPLY_BAD_FILENAME' });
+    expect(r.assignments.map((a) => a.result.name)).toEqual(['uc_wu_0001_0']);
+  });
+});
+
 describe('names that cannot be a file in the slot or project dir', () => {
   it.each(['.', 'data/', 'a//b', './in', 'data/./in', '/etc/passwd', '../x', 'a%2fb', ''])('%j is refused', (name) => {
     expect(badFileName(name)).toBeDefined();

@@ -92,6 +92,34 @@ describe('a reply as a BOINC server writes it, run natively', () => {
   });
 });
 
+describe('slots and file_prefix', () => {
+  it('--max-tasks 2 over four results: a finished task\'s slot is reused (lowest free number, as get_free_slot does)', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const reply = makeReply({ platform: LINUX, mainProgram: await fsp.readFile(uc), wuCommandLine: '--ms 20',
+      results: ['s1', 's2', 's3', 's4'].map((name) => ({ name, input: 'slot reuse\n' })) });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--max-tasks', '2', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    expect(r.code, r.stderr).toBe(0);
+    const slots = JSON.parse(r.stdout).results.map((x: Res) => x.slot);
+    expect(slots.slice(0, 2).sort()).toEqual([0, 1]);
+    for (const n of slots) expect([0, 1]).toContain(n);
+  });
+
+  it('<file_prefix>: inputs and outputs live under <prefix>/ in the slot and are copied (client/app_start.cpp)', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const reply = makeReply({ platform: LINUX, mainProgram: await fsp.readFile(uc), wuCommandLine: '--in job/in --out job/out',
+      results: [{ name: 'f1', input: 'prefixed\n' }] });
+    reply.xml = reply.xml.replace('<api_version>8.0.0</api_version>', '<api_version>8.0.0</api_version>\n    <file_prefix>job</file_prefix>');
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    const f1 = byName(r.stdout).f1;
+    // Copies, not soft links: the names resolve to themselves.
+    expect(f1.stderr).toContain('resolved job/in -> job/in, job/out -> job/out');
+    expect(f1).toMatchObject({ outcome: 'success', outputs: [expect.objectContaining({ name: 'f1_out', nbytes: 9, status: 0 })] });
+    expect(await fsp.readFile(path.join(dataDir, 'projects', PROJECT, 'f1_out'), 'utf8')).toBe('PREFIXED\n');
+  });
+});
+
 describe('the BOINC app as the manager of an installed alt platform', () => {
   it('trickle-up, a finish notice and its output through the alt platform; the original is unchanged', async () => {
     const dataDir = await tempDataDir('altplat-rv-');
@@ -153,7 +181,7 @@ echo 0 > boinc_finish_called
     const { replyFile, filesDir } = await writeReply(dataDir, reply);
     const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
     // exit(0) without a finish file = premature exit, restarted (client/app_control.cpp).
-    expect(byName(r.stdout).e2).toMatchObject({ outcome: 'success', restarts: 1, stderr: 'second run\n' });
+    expect(byName(r.stdout).e2, r.stdout).toMatchObject({ outcome: 'success', restarts: 1, stderr: 'second run\n' });
     expect(await fsp.readFile(path.join(victim, 'file'), 'utf8')).toBe('precious\n');
     expect(await fsp.readFile(path.join(victim, 'log'), 'utf8')).toBe('log\n');
   });

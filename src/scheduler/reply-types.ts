@@ -34,6 +34,8 @@ export interface ReplyAppVersion {
   planClass: string;
   apiVersion?: string;
   cmdline: string;
+  /** `<file_prefix>`: input and output open names go under this folder (first 16 characters) and are copied. */
+  filePrefix?: string;
   avgNcpus: number;
   flops: number;
   fileRefs: ReplyFileRef[];

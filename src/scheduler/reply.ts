@@ -117,8 +117,13 @@ function parseAppVersion(n: XmlNode): ReplyAppVersion {
   if (childText(n, 'flops') !== undefined && !(flops > 0)) {
     throw new ElementError('REPLY_BAD_VALUE', `app_version ${appName}: flops must be > 0`);
   }
+  // client/app_start.cpp prepend_prefix uses at most 16 characters of file_prefix as a folder name.
+  const filePrefix = childText(n, 'file_prefix')?.trim().slice(0, 16) || undefined;
+  const badPrefix = filePrefix !== undefined ? badFileName(filePrefix) : undefined;
+  if (badPrefix) throw new ElementError('REPLY_BAD_FILENAME', `app_version ${appName}: file_prefix "${filePrefix}" ${badPrefix}`);
   return {
     appName,
+    filePrefix,
     versionNum: Math.trunc(num(n, 'version_num', 0)),
     platform: (childText(n, 'platform') ?? '').trim(),
     planClass: (childText(n, 'plan_class') ?? '').trim(),
@@ -287,8 +292,13 @@ export function parseSchedulerReply(text: string, platforms: ReplyPlatforms): Pa
     const files: Record<string, ReplyFileInfo> = {};
     for (const ref of [...av.fileRefs, ...wu.fileRefs, ...r.fileRefs]) files[ref.fileName] = fileByName.get(ref.fileName)!;
     seen.add(r.name);
+    // client/app_start.cpp setup_file / copy_output_files / must_copy_file: with a file_prefix, every input
+    // and output file ("io file", not the app version's own files) lives at <prefix>/<open name> in the
+    // slot and is copied, never linked. Applied here so setup, the job file and output collection agree.
+    const io = (refs: ReplyFileRef[]) => (av.filePrefix === undefined ? refs
+      : refs.map((ref) => ({ ...ref, openName: `${av.filePrefix}/${ref.openName}`, copyFile: true })));
     assignments.push({
-      masterUrl, result: { ...r, platform, versionNum }, workunit: wu, appVersion: av, platform,
+      masterUrl, result: { ...r, platform, versionNum, fileRefs: io(r.fileRefs) }, workunit: { ...wu, fileRefs: io(wu.fileRefs) }, appVersion: av, platform,
       kind: hostSet.has(platform) ? 'native' : 'alt', files,
     });
   }

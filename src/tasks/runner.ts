@@ -346,7 +346,14 @@ export class TaskLifecycle extends EventEmitter {
           if (!(e instanceof AltplatError)) throw e;
           return await this.finishWith(r, { kind: 'error', state: ProcessState.COULDNT_START, exitStatus: ERR_RESULT_DOWNLOAD, message: e.message }, e.code);
         }
-        await this.step(r, 'slot_chosen', { slot: await this.chooseSlot() });
+        const slot = await this.chooseSlot();
+        try {
+          await this.step(r, 'slot_chosen', { slot });
+        } finally {
+          // The journal holds it from here (until the task is done); a reservation kept forever would push
+          // every later task to a higher number, up to NO_FREE_SLOT, where BOINC reuses slot 0.
+          this.reservedSlots.delete(slot);
+        }
       }
       const slotDir = this.paths.slotDir(r.rec.slot!);
       // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
@@ -427,21 +434,25 @@ export class TaskLifecycle extends EventEmitter {
       await createMmapFile(slotDir);
       await this.writeInitData(r, slotDir, projectDir);
       const spec = a.kind === 'alt' ? await this.managerSpec(r, slotDir) : nativeLaunchSpec(a, slotDir, projectDir, this.paths.root);
+      // The shared memory is opened before the process starts, as BOINC maps it before fork
+      // (client/app_start.cpp): the client then holds the real file, and an app that swaps
+      // boinc_mmap_file for a symlink cannot make the client read or write through it.
+      const openControl = this.opts.openControl ?? openClientControl;
+      const control = await openControl(slotDir, { clock: this.clock, initialCheckpointCpuTime: r.rec.checkpointCpuTime });
       let launched;
       try {
         launched = await launch(spec, this.opts.spawner);
       } catch (e) {
+        await control.close();
         if (!(e instanceof AltplatError)) throw e;
         return this.finishWith(r, { kind: 'error', state: ProcessState.COULDNT_START, exitStatus: ERR_RESULT_START, message: e.message }, e.code);
       }
+      r.control = control;
       this.crashPoint('spawned_unjournaled');
       const exitP = launched.exited;
       r.pgid = launched.pgid;
       const startedAt = this.clock();
       await this.step(r, 'launched', { pid: launched.pid, pgid: launched.pgid });
-      const openControl = this.opts.openControl ?? openClientControl;
-      const control = await openControl(slotDir, { clock: this.clock, initialCheckpointCpuTime: r.rec.checkpointCpuTime });
-      r.control = control;
       if (this.quitting || r.userQuit) control.quit();
       if (r.abortStatus !== undefined) control.abort();
       const exit = await this.supervise(r, control, launched.pgid, exitP, slotDir, startedAt);
