@@ -8,6 +8,9 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { splitCommandLine as managerSplit } from '../src/manager/cmdline.js';
+import { splitCommandLine } from '../src/tasks/cmdline.js';
 import { buildBoincProgram } from './helpers/boinc-c.js';
 import { exists, installAltPlatform, makeReply, md5, PROJECT, tempDataDir, treeStamp, writeReply } from './lifecycle-helpers.js';
 
@@ -89,6 +92,37 @@ describe('a reply as a BOINC server writes it, run natively', () => {
     expect(res.uc_wu_0004_0.reason).toContain('unsupported platform windows_x86_64');
     expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual([]);
     expect(await outsideOwned(dataDir)).toEqual([]);
+  });
+});
+
+describe('command lines split as libboinc parse_command_line does (native argv = argv in the VM)', () => {
+  it('agrees with libboinc on quoting corner cases and random lines, and with the manager\'s splitter', async () => {
+    const splitter = await buildBoincProgram(path.resolve('test/c/cmdline_split.c'));
+    const lines = [
+      "--name 'hello world' x", 'a"b c"', '"ab"cd', '"" x', "'' x", '  lead   trail  ', '"unclosed arg', 'multi\nline\ttab',
+      '--notice "Converted <33> chars & done"', "it's", '"a b" \'c d\' "e\'f" \'g"h\'', 'x "', '\v\f\r', '--in data/input.txt\n--out x',
+    ];
+    let seed = 7;
+    const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed; };
+    for (let k = 0; k < 300; k++) {
+      const alphabet = ['a', 'b', ' ', '\t', '"', "'", '\n', 'x', '-'];
+      lines.push(Array.from({ length: rnd() % 12 }, () => alphabet[rnd() % alphabet.length]).join(''));
+    }
+    // The C side reads one line per command line, so a newline travels as \x01.
+    const input = lines.map((l) => l.replace(/\n/g, '\x01')).join('\n') + '\n';
+    const want = execFileSync(splitter, { input }).toString().trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map(splitCommandLine)).toEqual(want);
+    expect(lines.map(managerSplit)).toEqual(want);
+  });
+
+  it('a native task gets single-quoted arguments as one argument', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const reply = makeReply({ platform: LINUX, mainProgram: await fsp.readFile(uc), wuCommandLine: "--args --notice 'it works'", results: [{ name: 'c1', input: 'q\n' }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    const c1 = byName(r.stdout).c1;
+    expect(c1).toMatchObject({ outcome: 'success', message: 'it works' });
+    expect(c1.stderr).toContain('argc 4\nargv[1]=--args\nargv[2]=--notice\nargv[3]=it works\n');
   });
 });
 
