@@ -126,6 +126,22 @@ describe('command lines split as libboinc parse_command_line does (native argv =
   });
 });
 
+describe('--files', () => {
+  it('a wrong file fails only the results that need it; the others run, and the wrong file never lands', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const reply = makeReply({ platform: LINUX, mainProgram: await fsp.readFile(uc), results: [{ name: 'g1', input: 'good\n' }, { name: 'b1', input: 'bad?\n' }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    await fsp.writeFile(path.join(filesDir, 'b1_in'), 'evil\n'); // same size, other md5
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    expect(r.code, r.stderr).toBe(1);
+    const res = byName(r.stdout);
+    expect(res.g1).toMatchObject({ outcome: 'success' });
+    expect(res.b1).toMatchObject({ outcome: 'rejected', code: 'INPUT_MD5_MISMATCH', slot: null });
+    expect(res.b1.reason).toContain('refused');
+    expect(await exists(path.join(dataDir, 'projects', PROJECT, 'b1_in'))).toBe(false);
+  });
+});
+
 describe('slots and file_prefix', () => {
   it('--max-tasks 2 over four results: a finished task\'s slot is reused (lowest free number, as get_free_slot does)', async () => {
     const dataDir = await tempDataDir('altplat-rv-');

@@ -210,7 +210,20 @@ export class TaskLifecycle extends EventEmitter {
     if (input.replyFile) {
       reply = await readSchedulerReply(input.replyFile, { host: hostPlatforms, alt: view.advertised });
       const projectDir = this.paths.projectDir(reply.masterUrl);
-      if (input.filesDir) await stageFiles(input.filesDir, projectDir, reply.fileInfos);
+      // A wrong file in --files never lands in the project dir, and it fails only the results that need
+      // it (as a download that fails verification does in BOINC: ERR_RESULT_DOWNLOAD for those results),
+      // not the whole run.
+      const refused = new Map<string, AltplatError>();
+      if (input.filesDir) {
+        for (const info of reply.fileInfos) {
+          try {
+            await stageFiles(input.filesDir, projectDir, [info]);
+          } catch (e) {
+            if (!(e instanceof AltplatError)) throw e;
+            refused.set(info.name, e);
+          }
+        }
+      }
       for (const rej of reply.rejections) {
         if (rej.element !== 'result') continue;
         reports.push(rejected(rej.name, rej.platform ?? '', rej.code, rej.reason));
@@ -234,7 +247,11 @@ export class TaskLifecycle extends EventEmitter {
           await checkInputs(projectDir, a);
         } catch (e) {
           if (!(e instanceof AltplatError)) throw e;
-          reports.push(rejected(a.result.name, a.platform, e.code, e.message));
+          const file = (e.details as { file?: string } | undefined)?.file;
+          const why = file !== undefined && e.code === 'INPUT_MISSING' ? refused.get(file) : undefined;
+          reports.push(why
+            ? rejected(a.result.name, a.platform, why.code, `${why.message} (the copy in --files was refused)`)
+            : rejected(a.result.name, a.platform, e.code, e.message));
           continue;
         }
         await this.journal.update(a.result.name, {}, {
