@@ -35,8 +35,12 @@ say "4. The Appendix A program, built for Linux and run natively (the 'native Li
 npx --no-install tsx scripts/demo/demo.ts prepare "$DATA"
 
 say "5. The project's reply sends Linux work to the Windows host; altplat runs it in the VMs"
-echo "\$ altplat run --data-dir demo-data --host-platform windows_x86_64 --files demo-data/files demo-data/sched_reply_example.org_pidemo.xml"
+echo "\$ altplat run --data-dir demo-data --host-platform windows_x86_64 --max-tasks 2 --files demo-data/files demo-data/sched_reply_example.org_pidemo.xml"
 altplat run --data-dir "$DATA" --host-platform windows_x86_64 --max-tasks 2 --files "$DATA/files" "$DATA/sched_reply_example.org_pidemo.xml"
 
 say "6. Table 1, reproduced"
 npx --no-install tsx scripts/demo/demo.ts table "$DATA"
+
+say "7. Nothing left behind: the platforms' files (base image included) are unchanged"
+echo "\$ altplat verify --data-dir demo-data"
+altplat verify --data-dir "$DATA"
