@@ -62,6 +62,8 @@ interface Wu {
   inputs?: Record<string, string>;
   outputs?: string[];
   maxNbytes?: number;
+  /** More files of the app version (open name → host file), e.g. the shared libraries it ships. */
+  appFiles?: Record<string, string>;
 }
 
 /** A scheduler reply with one app version per work unit, in the order BOINC's scheduler writes them. */
@@ -77,7 +79,15 @@ function writeReply(dir: string, wus: Wu[]): { reply: string; files: string } {
     const pf = `wuapp_${v}_${w.platform}`;
     writeFileSync(path.join(files, pf), prog, { mode: 0o755 });
     x.push(`<file_info>\n    <name>${pf}</name>\n    <url>${MASTER}download/${pf}</url>\n    <executable/>\n    <md5_cksum>${md5(prog)}</md5_cksum>\n    <nbytes>${prog.length}.000000</nbytes>\n</file_info>`);
-    x.push(`<app_version>\n    <app_name>wuapp</app_name>\n    <version_num>${v}</version_num>\n    <platform>${w.platform}</platform>\n    <avg_ncpus>1.000000</avg_ncpus>\n    <flops>2000000000.000000</flops>\n    <file_ref>\n        <file_name>${pf}</file_name>\n        <main_program/>\n    </file_ref>\n</app_version>`);
+    const avRefs: string[] = [];
+    for (const [open, host] of Object.entries(w.appFiles ?? {})) {
+      const f = `${pf}_${open}`;
+      const b = readFileSync(host);
+      writeFileSync(path.join(files, f), b);
+      x.push(`<file_info>\n    <name>${f}</name>\n    <url>${MASTER}download/${f}</url>\n    <md5_cksum>${md5(b)}</md5_cksum>\n    <nbytes>${b.length}</nbytes>\n</file_info>`);
+      avRefs.push(`    <file_ref>\n        <file_name>${f}</file_name>\n        <open_name>${open}</open_name>\n    </file_ref>\n`);
+    }
+    x.push(`<app_version>\n    <app_name>wuapp</app_name>\n    <version_num>${v}</version_num>\n    <platform>${w.platform}</platform>\n    <avg_ncpus>1.000000</avg_ncpus>\n    <flops>2000000000.000000</flops>\n    <file_ref>\n        <file_name>${pf}</file_name>\n        <main_program/>\n    </file_ref>\n${avRefs.join('')}</app_version>`);
     const inRefs: string[] = [];
     for (const [open, content] of Object.entries(w.inputs ?? {})) {
       const f = `${w.result}_${open.replace(/\W/g, '_')}`;
@@ -161,6 +171,14 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
       writeFileSync(f, text, { mode: 0o755 });
       return f;
     };
+    // An app version shipping its own shared library (found through LD_LIBRARY_PATH=., as the client sets it).
+    const libSrc = path.join(work, 'libr3.c');
+    writeFileSync(libSrc, 'int r3_answer(void) { return 42; }\n');
+    const libFile = path.join(work, 'libr3.so.1');
+    execFileSync('gcc', ['-shared', '-fPIC', '-Wl,-soname,libr3.so.1', '-o', libFile, libSrc]);
+    const usesLib = path.join(work, 'build', 'useslib');
+    writeFileSync(`${usesLib}.c`, '#include <stdio.h>\nint r3_answer(void);\nint main(void) { printf("answer %d\\n", r3_answer()); return 0; }\n');
+    execFileSync('gcc', ['-o', usesLib, `${usesLib}.c`, libFile]);
     const native = (p: string) => execFileSync(p, { encoding: 'utf8', cwd: work, maxBuffer: 64 << 20 });
     const { reply, files } = writeReply(d, [
       { result: `${TAG}pi_dyn_O0`, platform: 'x86_64-pc-linux-gnu', program: progs.piDynO0 },
@@ -180,6 +198,7 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
         result: `${TAG}subdir`, platform: 'x86_64-pc-linux-gnu', program: script('subdir.sh', '#!/bin/sh\nmkdir -p out && cp in/data.txt out/res.txt && echo ok\n'),
         inputs: { 'in/data.txt': 'abc\n' }, outputs: ['stdout.txt', 'out/res.txt'],
       },
+      { result: `${TAG}useslib`, platform: 'x86_64-pc-linux-gnu', program: usesLib, appFiles: { 'libr3.so.1': libFile } },
       { result: `${TAG}needlib`, platform: 'x86_64-pc-linux-gnu', program: progs.needlib },
       { result: `${TAG}pi_32_dyn`, platform: 'i686-pc-linux-gnu', program: progs.pi32dyn },
     ]);
@@ -224,6 +243,8 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
     // Open names with a folder, in and out.
     expect(by.subdir).toMatchObject({ outcome: 'success', exitStatus: 0 });
     expect(out(`${TAG}subdir_out_res_txt`).toString()).toBe('abc\n');
+    expect(by.useslib, by.useslib?.stderr).toMatchObject({ outcome: 'success', exitStatus: 0 });
+    expect(out(`${TAG}useslib_stdout_txt`).toString()).toBe('answer 42\n');
     // A shared library the guest lacks: the loader's own message reaches stderr.txt.
     expect(by.needlib).toMatchObject({ outcome: 'compute_error', exitStatus: 127 });
     expect(by.needlib!.stderr).toContain('libstdc++.so.6: cannot open shared object file');

@@ -121,7 +121,11 @@ export async function missingInterpreter(qga: QgaClient, slotDir: string, job: J
 /** Starts the program in the guest: cwd = guestDir, stdout/stderr to files there; returns its guest pid. */
 export async function startProgram(qga: QgaClient, job: JobDescription, guestDir: string): Promise<number> {
   const argv = [`./${checkOpenName(job.mainProgram)}`, ...splitCommandLine(job.commandLine)];
-  const script = `cd ${shQuote(guestDir)} && exec ${argv.map(shQuote).join(' ')} >${GUEST_STDOUT} 2>${GUEST_STDERR}`;
+  // The client puts the slot dir on the library path of every app it starts (client/app_start.cpp:
+  // LD_LIBRARY_PATH = ../../projects/X:.:../..), so an app version may ship its own shared libraries;
+  // in the guest they all sit in the job directory, the program's working directory.
+  const script = `cd ${shQuote(guestDir)} && LD_LIBRARY_PATH=.\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} && export LD_LIBRARY_PATH && ` +
+    `exec ${argv.map(shQuote).join(' ')} >${GUEST_STDOUT} 2>${GUEST_STDERR}`;
   return qga.exec('/bin/sh', { args: ['-c', script], captureOutput: false });
 }
 
