@@ -237,6 +237,32 @@ echo 0 > boinc_finish_called
   });
 });
 
+describe('an app that replaces its own slot folder by a symlink', () => {
+  it('the task ends (SLOT_REPLACED); nothing is written, read or moved through the link; the link is removed, its target kept', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const victim = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-victim-'));
+    const evil = `#!/bin/sh
+echo precious > '${victim}/e3_out'
+echo '<x/>' > '${victim}/trickle_up.xml'
+echo secret > '${victim}/stderr.txt'
+cd .. && mv 0 moved && ln -s '${victim}' 0
+exit 0
+`;
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from(evil), results: [{ name: 'e3', input: 'x', copyOutput: true }] });
+    reply.xml = reply.xml.replace('<open_name>out</open_name>', '<open_name>e3_out</open_name>');
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    const e3 = byName(r.stdout).e3;
+    // exit(0) without a finish file would be restarted: the restart finds the slot replaced.
+    expect(e3, r.stdout).toMatchObject({ outcome: 'compute_error', code: 'SLOT_REPLACED', exitStatus: -185, stderr: '' });
+    // Only what the app wrote: no boinc_mmap_file or init_data.xml written there, nothing moved out.
+    expect((await fsp.readdir(victim)).sort()).toEqual(['e3_out', 'stderr.txt', 'trickle_up.xml']);
+    expect(await fsp.readFile(path.join(victim, 'e3_out'), 'utf8')).toBe('precious\n');
+    expect(await exists(path.join(dataDir, 'slots', '0'))).toBe(false);
+    expect(await exists(path.join(dataDir, 'projects', PROJECT, 'e3_out'))).toBe(false);
+  });
+});
+
 describe('altplat task against a real BOINC app that polls boinc_status itself (boinc_init_options)', () => {
   it('suspend stops progress, resume restarts it, quit keeps the checkpoint; result_abort_if_not_started spares the started task, which resumes from it', async () => {
     const dataDir = await tempDataDir('altplat-rv-');

@@ -74,3 +74,13 @@ export async function dropPlantedEntries(slotDir: string, names: readonly string
     if (st && !st.isFile()) await removeInside(slotDir, p);
   }
 }
+
+/**
+ * A slot the client may work in: a real folder (or not there yet). An app can replace its own slot with
+ * a symlink to a folder outside the data dir (slots/ is writable by the account apps run as); nothing
+ * may then be read, written, moved or deleted through it.
+ */
+export async function isRealDirOrMissing(dir: string): Promise<boolean> {
+  const st = await fsp.lstat(dir).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+  return st === undefined || st.isDirectory();
+}

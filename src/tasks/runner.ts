@@ -15,7 +15,7 @@ import { dataPaths, type DataPaths } from '../paths.js';
 import { readSchedulerReply } from '../scheduler/reply.js';
 import type { ParsedReply } from '../scheduler/reply-types.js';
 import { chooseFreeSlot } from '../slots/choose.js';
-import { cleanOutDir, dropPlantedEntries, removeInside } from '../slots/clean.js';
+import { cleanOutDir, dropPlantedEntries, isRealDirOrMissing, removeInside } from '../slots/clean.js';
 import { stageFiles } from '../slots/files.js';
 import { checkOutputs, moveCopiedOutputs, moveTrickleUp, readStderrTail } from '../slots/outputs.js';
 import { checkInputs, FINISH_FILE, MMAP_FILE, setupSlot, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
@@ -373,6 +373,7 @@ export class TaskLifecycle extends EventEmitter {
         }
       }
       const slotDir = this.paths.slotDir(r.rec.slot!);
+      if (!(await isRealDirOrMissing(slotDir))) return await this.slotReplaced(r);
       // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
       await fsp.mkdir(slotDir, { recursive: true });
       await setupSlot(slotDir, projectDir, a, { afterFile: () => this.crashPoint('setup_partial') });
@@ -416,6 +417,12 @@ export class TaskLifecycle extends EventEmitter {
     };
   }
 
+  /** The app replaced its slot folder by a link: the task ends here, nothing goes through the link. */
+  private slotReplaced(r: Running): Promise<ResultReport> {
+    return this.finishWith(r, { kind: 'error', state: ProcessState.COULDNT_START, exitStatus: ERR_RESULT_START,
+      message: `slot ${r.rec.slot} is no longer a folder (replaced by a link?); the task cannot continue` }, 'SLOT_REPLACED');
+  }
+
   /** A quit task keeps its slot (it resumes next run); its report still carries the stderr.txt tail so far. */
   private async quitReport(r: Running, reason: string): Promise<ResultReport> {
     const a = r.rec.assignment;
@@ -442,6 +449,7 @@ export class TaskLifecycle extends EventEmitter {
     }
     for (;;) {
       if (this.quitting || r.userQuit) return this.quitReport(r, r.userQuit ? 'quit by altplat task' : 'client exiting');
+      if (!(await isRealDirOrMissing(slotDir))) return this.slotReplaced(r);
       // BOINC deletes only the temporary-exit file here (client/app_start.cpp). altplat also drops a finish
       // file left by a run that was then killed (a restart signal): otherwise the next premature exit(0)
       // would pass for success, and the 300 s finish-file timer would start at once.
@@ -564,6 +572,7 @@ export class TaskLifecycle extends EventEmitter {
   }
 
   private async takeTrickleUp(r: Running, slotDir: string): Promise<void> {
+    if (!(await isRealDirOrMissing(slotDir))) return;
     const file = await moveTrickleUp(slotDir, this.paths.projectDir(r.rec.assignment.masterUrl), r.rec.resultName);
     if (file) this.emit('trickle_up', { result: r.rec.resultName, file });
   }
@@ -598,7 +607,9 @@ export class TaskLifecycle extends EventEmitter {
     let outputs: ResultReport['outputs'] = [];
     let outputsBad = false;
     const userOrProjectAbort = d.kind === 'aborted' && (d.exitStatus === EXIT_ABORTED_VIA_GUI || d.exitStatus === EXIT_ABORTED_BY_PROJECT);
-    if (slotDir && !(d.kind === 'error' && d.state === ProcessState.COULDNT_START)) {
+    const slotReal = slotDir !== undefined && await isRealDirOrMissing(slotDir);
+    if (slotDir && !slotReal) warnings.push(`slot ${r.rec.slot} was replaced by a link; nothing was collected or read through it`);
+    if (slotDir && slotReal && !(d.kind === 'error' && d.state === ProcessState.COULDNT_START)) {
       await moveCopiedOutputs(slotDir, projectDir, a);
       this.crashPoint('outputs_moved');
     }
@@ -607,7 +618,7 @@ export class TaskLifecycle extends EventEmitter {
       outputs = checked.outputs.map(outputLine);
       outputsBad = checked.hadError;
     }
-    const stderr = slotDir ? await readStderrTail(slotDir) : '';
+    const stderr = slotDir && slotReal ? await readStderrTail(slotDir) : '';
     if (r.rec.workingCopy) {
       const changed = await changedSharedOriginals(r.rec.workingCopy);
       if (changed.length > 0) {
@@ -635,8 +646,12 @@ export class TaskLifecycle extends EventEmitter {
   private async cleanup(r: Running, previously: boolean): Promise<ResultReport> {
     if (r.rec.slot !== undefined) {
       const slotDir = this.paths.slotDir(r.rec.slot);
-      await cleanOutDir(this.paths.slots, slotDir);
-      await fsp.rmdir(slotDir).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+      if (await isRealDirOrMissing(slotDir)) {
+        await cleanOutDir(this.paths.slots, slotDir);
+        await fsp.rmdir(slotDir).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+      } else {
+        await removeInside(this.paths.slots, slotDir); // the planted link itself, never its target
+      }
     }
     if (r.rec.workingCopy) await removeWorkingCopy(this.paths.altPlatformsWorking, r.rec.workingCopy.dir);
     await this.step(r, 'done');
