@@ -198,6 +198,10 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
         result: `${TAG}subdir`, platform: 'x86_64-pc-linux-gnu', program: script('subdir.sh', '#!/bin/sh\nmkdir -p out && cp in/data.txt out/res.txt && echo ok\n'),
         inputs: { 'in/data.txt': 'abc\n' }, outputs: ['stdout.txt', 'out/res.txt'],
       },
+      {
+        result: `${TAG}flood`, platform: 'x86_64-pc-linux-gnu',
+        program: script('flood.sh', '#!/bin/sh\nhead -c 17825792 /dev/zero | tr "\\0" x >&2\necho "last words" >&2\nexit 2\n'),
+      },
       { result: `${TAG}useslib`, platform: 'x86_64-pc-linux-gnu', program: usesLib, appFiles: { 'libr3.so.1': libFile } },
       { result: `${TAG}needlib`, platform: 'x86_64-pc-linux-gnu', program: progs.needlib },
       { result: `${TAG}pi_32_dyn`, platform: 'i686-pc-linux-gnu', program: progs.pi32dyn },
@@ -243,6 +247,9 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
     // Open names with a folder, in and out.
     expect(by.subdir).toMatchObject({ outcome: 'success', exitStatus: 0 });
     expect(out(`${TAG}subdir_out_res_txt`).toString()).toBe('abc\n');
+    // 17 MiB of stderr: its end (the reason for the failure) still reaches stderr.txt.
+    expect(by.flood).toMatchObject({ outcome: 'compute_error', exitStatus: 2 });
+    expect(by.flood!.stderr.includes('xxxxlast words\n'), by.flood!.stderr.slice(-300)).toBe(true);
     expect(by.useslib, by.useslib?.stderr).toMatchObject({ outcome: 'success', exitStatus: 0 });
     expect(out(`${TAG}useslib_stdout_txt`).toString()).toBe('answer 42\n');
     // A shared library the guest lacks: the loader's own message reaches stderr.txt.

@@ -111,6 +111,11 @@ describe('a real VM (TCG)', () => {
     await vm.qga.pullFile('/work/in.bin', path.join(dir, 'out.bin'));
     expect(readFileSync(path.join(dir, 'out.bin')).equals(data)).toBe(true);
     await expect(vm.qga.readFile('/work/in.bin', 1000)).rejects.toMatchObject({ code: 'QGA_FILE_TOO_LARGE' });
+    // Size without reading, and the tail of a file across chunk boundaries (a flooded stderr keeps its end).
+    expect(await vm.qga.fileSize('/work/in.bin')).toBe(data.length);
+    const tailLen = (1 << 20) + 12345;
+    expect((await vm.qga.readFileTail('/work/in.bin', tailLen)).equals(data.subarray(data.length - tailLen))).toBe(true);
+    expect((await vm.qga.readFileTail('/work/in.bin', data.length + 10)).equals(data)).toBe(true);
   });
 
   it('names the failed command and QEMU\'s answer in its errors', async () => {

@@ -9,6 +9,8 @@ import type { QgaClient } from './qga.js';
 /** File names the manager uses inside the guest's job directory for the program's output streams. */
 export const GUEST_STDOUT = '.altplat_stdout';
 export const GUEST_STDERR = '.altplat_stderr';
+/** How much of the program's standard error is kept (its end). */
+export const GUEST_STDERR_KEEP = 16 << 20;
 /** A program may write its progress (0..1) here, in its working directory. */
 export const FRACTION_DONE_FILE = 'fraction_done';
 /** Open name of the output file that receives the program's standard output. */
@@ -156,7 +158,12 @@ export interface CopyOutReport {
  */
 export async function copyOut(qga: QgaClient, slotDir: string, job: JobDescription, guestDir: string): Promise<CopyOutReport> {
   const report: CopyOutReport = { copied: [], missing: [], tooBig: [] };
-  const stderrText = await qga.readFile(`${guestDir}/${GUEST_STDERR}`, 16 << 20).catch(() => Buffer.alloc(0));
+  // A program that floods stderr keeps its last 16 MiB (the end is where the reason for a failure is;
+  // the client reports only the last 63 KB of stderr.txt anyway). Absent: nothing to append.
+  const stderrText = await qga.readFileTail(`${guestDir}/${GUEST_STDERR}`, GUEST_STDERR_KEEP).catch((e) => {
+    if ((e as AltplatError).code === 'QGA_COMMAND_FAILED') return Buffer.alloc(0);
+    throw e;
+  });
   if (stderrText.length > 0) await fsp.appendFile(path.join(slotDir, 'stderr.txt'), stderrText);
   for (const out of job.outputs) {
     checkOpenName(out.openName);

@@ -192,6 +192,28 @@ export class QgaClient {
     }
   }
 
+  /** The last `maxBytes` bytes of a guest file (all of it when smaller). */
+  async readFileTail(guestPath: string, maxBytes: number): Promise<Buffer> {
+    const size = await this.fileSize(guestPath);
+    if (size <= maxBytes) return this.readFile(guestPath, maxBytes);
+    const handle = await this.execute<number>('guest-file-open', { path: guestPath, mode: 'r' });
+    const parts: Buffer[] = [];
+    let total = 0;
+    try {
+      await this.execute('guest-file-seek', { handle, offset: size - maxBytes, whence: 'set' });
+      while (total < maxBytes) {
+        const r = await this.execute<{ count: number; 'buf-b64': string; eof: boolean }>('guest-file-read', { handle, count: Math.min(QGA_CHUNK_BYTES, maxBytes - total) });
+        const b = Buffer.from(r['buf-b64'], 'base64');
+        parts.push(b);
+        total += b.length;
+        if (r.eof || r.count === 0) break;
+      }
+    } finally {
+      await this.execute('guest-file-close', { handle });
+    }
+    return Buffer.concat(parts);
+  }
+
   /** Copies a guest file to the host, writing through a temp file so a failed pull leaves nothing half-written. */
   async pullFile(guestPath: string, hostPath: string, maxBytes?: number): Promise<number> {
     const data = await this.readFile(guestPath, maxBytes);
