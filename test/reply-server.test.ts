@@ -20,6 +20,10 @@ describe('a reply as BOINC servers write it', () => {
     expect(r.resultAborts).toEqual(['uc_wu_old_1']);
     expect(r.resultAbortsIfNotStarted).toEqual(['uc_wu_old_2']);
     expect(r.apps.map((a) => a.name)).toEqual(['uc', 'legacy']);
+    // Account and host facts for init_data.xml; project_preferences kept verbatim (copy_element_contents).
+    expect(r.account).toMatchObject({ userid: 5, hostid: 99, teamid: 0, userName: 'bob <b>', teamName: '' });
+    expect(r.account.projectPreferences).toBe('\n<project_specific><color>red</color></project_specific>\n');
+    expect(r.assignments[0].account).toEqual(r.account);
     // gzipped_url is where the (decompressed) file comes from, never an upload URL; the signature is not a URL.
     const app700 = r.fileInfos.find((f) => f.name === 'uc_7.00_x86_64-pc-linux-gnu')!;
     expect(app700).toMatchObject({ executable: true, isOutput: false, uploadUrls: [], nbytes: 17624 });
@@ -37,7 +41,7 @@ describe('a reply as BOINC servers write it', () => {
   it('keeps command lines as BOINC does: whitespace-stripped, newlines inside, CDATA text verbatim', () => {
     const [mt, plain] = r.assignments;
     expect(mt.workunit.commandLine).toBe('--in data/input.txt\n--out results/upper.txt --extra extra.txt\n--aux aux.txt --ms 1');
-    expect(mt.appVersion.cmdline).toBe('--args --nthreads 2');
+    expect(mt.appVersion.cmdline).toBe('--args --aid --nthreads 2');
     expect(plain.workunit.commandLine).toBe('--in uc_in_0002 --notice "Converted <33> chars & done"');
   });
 

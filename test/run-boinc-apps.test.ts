@@ -71,8 +71,14 @@ describe('a reply as a BOINC server writes it, run natively', () => {
     // The mt app version (710) with its cmdline; inputs through subdirectory soft links and a copy.
     const mt = res.uc_wu_0001_0;
     expect(mt).toMatchObject({ platform: LINUX, kind: 'native', slot: 0, outcome: 'success', exitStatus: 0, restarts: 0, warnings: [] });
-    expect(mt.stderr).toContain('argv[11]=--args\nargv[12]=--nthreads\nargv[13]=2\n'); // workunit command line, then app version cmdline
+    expect(mt.stderr).toContain('argv[11]=--args\nargv[12]=--aid\nargv[13]=--nthreads\nargv[14]=2\n'); // workunit command line, then app version cmdline
     expect(mt.stderr).toContain(`resolved data/input.txt -> ../../projects/${UC_PROJECT}/uc_in_0001`);
+    // What the real API read from init_data.xml: the reply's account, host and project preferences too.
+    expect(mt.stderr).toContain('aid app_name=uc app_version=710 wu_name=uc_wu_0001 result_name=uc_wu_0001_0 slot=0\n');
+    expect(mt.stderr).toContain('aid userid=5 hostid=99 user_name=bob <b> team_name=\n');
+    expect(mt.stderr).toMatch(/aid project_preferences=<project_preferences>\s*<project_specific><color>red<\/color><\/project_specific>\s*<\/project_preferences>\n/);
+    expect(mt.stderr).toContain('aid rsc_fpops_est=1000000000 computation_deadline=1900000000 checkpoint_period=60 fraction_done_end=1.0\n');
+    expect(mt.stderr).toContain(`aid project_dir=${path.join(dataDir, 'projects', UC_PROJECT)}\n`);
     const proj = path.join(dataDir, 'projects', UC_PROJECT);
     const upper = Buffer.from('HELLO BOINC WORLD\nsecond part\n');
     expect(mt.outputs).toEqual([

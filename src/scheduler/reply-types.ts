@@ -66,6 +66,25 @@ export interface ReplyResult {
  * does); `alt` = an advertised alternate platform (through that platform's manager). */
 export type RunKind = 'native' | 'alt';
 
+/**
+ * The account and host facts a reply carries, which the client hands every app in init_data.xml
+ * (lib/app_ipc.cpp write_init_data_file: userid, teamid, hostid, user_name, team_name, the
+ * project_preferences blob and the credit figures).
+ */
+export interface ReplyAccount {
+  userid: number;
+  teamid: number;
+  hostid: number;
+  userName: string;
+  teamName: string;
+  /** Raw XML inside <project_preferences>, passed to apps as is. */
+  projectPreferences: string;
+  userTotalCredit: number;
+  userExpavgCredit: number;
+  hostTotalCredit: number;
+  hostExpavgCredit: number;
+}
+
 /** One result ready to run, with everything it references resolved. */
 export interface Assignment {
   masterUrl: string;
@@ -76,6 +95,8 @@ export interface Assignment {
   kind: RunKind;
   /** Every file_info the app version, workunit and result name, by physical name. */
   files: Record<string, ReplyFileInfo>;
+  /** The reply's account/host facts for init_data.xml (absent in journals written before it existed). */
+  account?: ReplyAccount;
 }
 
 export interface Rejection {
@@ -99,6 +120,7 @@ export interface ParsedReply {
   rejections: Rejection[];
   /** `<message>` texts from the server. */
   messages: string[];
+  account: ReplyAccount;
   /** `<result_abort><name>` — results the project no longer wants (client/cs_scheduler.cpp: aborted with 202). */
   resultAborts: string[];
   /** `<result_abort_if_not_started><name>` — aborted only if they never ran. */

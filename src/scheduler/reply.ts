@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { AltplatError } from '../errors.js';
 import { childBool, childNodes, childText, parseXml, type XmlNode, type XmlValue } from '../util/xml.js';
 import type {
-  Assignment, ParsedReply, Rejection, ReplyApp, ReplyAppVersion, ReplyFileInfo, ReplyFileRef, ReplyResult,
+  Assignment, ParsedReply, Rejection, ReplyAccount, ReplyApp, ReplyAppVersion, ReplyFileInfo, ReplyFileRef, ReplyResult,
   ReplyWorkunit,
 } from './reply-types.js';
 
@@ -203,6 +203,16 @@ export function parseSchedulerReply(text: string, platforms: ReplyPlatforms): Pa
   if (masterUrl === '') {
     throw new AltplatError('REPLY_NO_MASTER_URL', 'the scheduler reply has no <master_url>, so its project dir is unknown');
   }
+  // client/scheduler_op.cpp SCHEDULER_REPLY::parse keeps the project_preferences element's contents
+  // verbatim (copy_element_contents); the parsed tree has lost that text, so it is cut from the source.
+  const prefs = /<project_preferences>([\s\S]*?)<\/project_preferences>/.exec(text)?.[1] ?? '';
+  const account: ReplyAccount = {
+    userid: Math.trunc(num(root, 'userid', 0)), teamid: Math.trunc(num(root, 'teamid', 0)), hostid: Math.trunc(num(root, 'hostid', 0)),
+    userName: (childText(root, 'user_name') ?? '').trim(), teamName: (childText(root, 'team_name') ?? '').trim(),
+    projectPreferences: prefs,
+    userTotalCredit: num(root, 'user_total_credit', 0), userExpavgCredit: num(root, 'user_expavg_credit', 0),
+    hostTotalCredit: num(root, 'host_total_credit', 0), hostExpavgCredit: num(root, 'host_expavg_credit', 0),
+  };
   const rejections: Rejection[] = [];
   const apps: ReplyApp[] = childNodes(root, 'app').map((n) => {
     const name = (childText(n, 'name') ?? '').trim();
@@ -299,14 +309,14 @@ export function parseSchedulerReply(text: string, platforms: ReplyPlatforms): Pa
       : refs.map((ref) => ({ ...ref, openName: `${av.filePrefix}/${ref.openName}`, copyFile: true })));
     assignments.push({
       masterUrl, result: { ...r, platform, versionNum, fileRefs: io(r.fileRefs) }, workunit: { ...wu, fileRefs: io(wu.fileRefs) }, appVersion: av, platform,
-      kind: hostSet.has(platform) ? 'native' : 'alt', files,
+      kind: hostSet.has(platform) ? 'native' : 'alt', files, account,
     });
   }
 
   return {
     masterUrl,
     projectName: (childText(root, 'project_name') ?? '').trim(),
-    apps, fileInfos, appVersions, workunits, assignments, rejections,
+    apps, fileInfos, appVersions, workunits, assignments, rejections, account,
     messages: texts(root, 'message'),
     resultAborts: abortNames(root, 'result_abort'),
     resultAbortsIfNotStarted: abortNames(root, 'result_abort_if_not_started'),

@@ -22,6 +22,12 @@ export function initDataFor(rec: TaskRecord, dataDir: string, projectDir: string
     ncpus: a.appVersion.avgNcpus, rscFpopsEst: a.workunit.rscFpopsEst, rscFpopsBound: a.workunit.rscFpopsBound,
     rscMemoryBound: a.workunit.rscMemoryBound, rscDiskBound: a.workunit.rscDiskBound,
     computationDeadline: a.result.reportDeadline, appFiles: a.appVersion.fileRefs.map((f) => f.openName),
+    ...(a.account ? {
+      userid: a.account.userid, teamid: a.account.teamid, hostid: a.account.hostid, userName: a.account.userName,
+      teamName: a.account.teamName, projectPreferences: a.account.projectPreferences,
+      userTotalCredit: a.account.userTotalCredit, userExpavgCredit: a.account.userExpavgCredit,
+      hostTotalCredit: a.account.hostTotalCredit, hostExpavgCredit: a.account.hostExpavgCredit,
+    } : {}),
   };
 }
 

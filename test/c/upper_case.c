@@ -16,6 +16,7 @@
  *   --notice TEXT            end with boinc_finish_message(0, TEXT, true)
  *   --status N               end with boinc_finish(N)
  *   --args                   print argc/argv to stderr, one per line
+ *   --aid                    print what boinc_get_init_data() read from init_data.xml
  * The checkpoint file is "uc_state" in the slot: "<chars done> <bytes of output written>".
  */
 #include <signal.h>
@@ -67,6 +68,17 @@ int main(int argc, char** argv) {
     if (has_flag(argc, argv, "--args")) {
         fprintf(stderr, "argc %d\n", argc);
         for (int i = 1; i < argc; i++) fprintf(stderr, "argv[%d]=%s\n", i, argv[i]);
+    }
+    if (has_flag(argc, argv, "--aid")) {
+        APP_INIT_DATA aid;
+        boinc_get_init_data(aid);
+        fprintf(stderr, "aid app_name=%s app_version=%d wu_name=%s result_name=%s slot=%d\n",
+            aid.app_name, aid.app_version, aid.wu_name, aid.result_name, aid.slot);
+        fprintf(stderr, "aid userid=%d hostid=%d user_name=%s team_name=%s\n", aid.userid, aid.hostid, aid.user_name, aid.team_name);
+        fprintf(stderr, "aid project_preferences=%s\n", aid.project_preferences ? aid.project_preferences : "(none)");
+        fprintf(stderr, "aid rsc_fpops_est=%.0f computation_deadline=%.0f checkpoint_period=%.0f fraction_done_end=%.1f\n",
+            aid.rsc_fpops_est, aid.computation_deadline, aid.checkpoint_period, aid.fraction_done_end);
+        fprintf(stderr, "aid project_dir=%s\n", aid.project_dir);
     }
     const char* in_name = arg_value(argc, argv, "--in", "in");
     const char* out_name = arg_value(argc, argv, "--out", "out");
