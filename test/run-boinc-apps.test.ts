@@ -269,6 +269,26 @@ exit 0
   });
 });
 
+describe('descendants of the app', () => {
+  it('a child that left the process group (setsid) but works in the slot is killed when the app exits', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const script = '#!/bin/sh\nsetsid sleep 317 </dev/null >/dev/null 2>&1 &\necho $! > ../../child.pid\necho hi > out\necho 0 > boinc_finish_called\n';
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from(script), results: [{ name: 'd1', input: 'x', copyOutput: true }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    expect(byName(r.stdout).d1).toMatchObject({ outcome: 'success' });
+    const pid = Number((await fsp.readFile(path.join(dataDir, 'child.pid'), 'utf8')).trim());
+    expect(pid).toBeGreaterThan(0);
+    // Gone or a zombie waiting for whoever inherited it to reap it: either way, no longer running.
+    const alive = async () => {
+      const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    };
+    for (let i = 0; i < 50 && await alive(); i++) await sleep(20);
+    expect(await alive()).toBe(false);
+  });
+});
+
 describe('altplat task against a real BOINC app that polls boinc_status itself (boinc_init_options)', () => {
   it('suspend stops progress, resume restarts it, quit keeps the checkpoint; result_abort_if_not_started spares the started task, which resumes from it', async () => {
     const dataDir = await tempDataDir('altplat-rv-');

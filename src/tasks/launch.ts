@@ -142,7 +142,9 @@ async function pgidOf(pid: number): Promise<number | undefined> {
  */
 export async function killOrphans(ownDirs: string[], recordedPgid?: number): Promise<number[]> {
   const groups = new Set<number>();
-  const ours = new Set(await processesIn(ownDirs));
+  // /proc/<pid>/cwd is the resolved path: a data dir reached through a symlink must match too.
+  const real = await Promise.all(ownDirs.map((d) => fsp.realpath(d).catch(() => d)));
+  const ours = new Set(await processesIn([...new Set([...ownDirs, ...real])]));
   if (recordedPgid) {
     const members = await groupMembers(recordedPgid);
     if (members.some((pid) => ours.has(pid))) groups.add(recordedPgid);

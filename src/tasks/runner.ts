@@ -481,8 +481,11 @@ export class TaskLifecycle extends EventEmitter {
       if (this.quitting || r.userQuit) control.quit();
       if (r.abortStatus !== undefined) control.abort();
       const exit = await this.supervise(r, control, launched.pgid, exitP, slotDir, startedAt);
-      // BOINC kills the app's descendants once it has exited (ACTIVE_TASK::cleanup_task); the group does it.
+      // BOINC kills the app's descendants once it has exited (ACTIVE_TASK::cleanup_task,
+      // kill_subsidiary_processes): the group does it, and a descendant that left the group (setsid, a
+      // daemonised VM) but still works in the slot or working copy is found there and killed too.
       killGroup(launched.pgid);
+      await killOrphans([slotDir, ...(r.rec.workingCopy ? [r.rec.workingCopy.dir] : [])]);
       // handle_exited_app (client/app_control.cpp) reads the last status and trickle-up messages first: a
       // trickle announced between the last poll and the exit is still moved to the project dir.
       const last = await control.poll(this.clock(), { wss: 0, maxWss: os.totalmem() }).catch(() => []);
