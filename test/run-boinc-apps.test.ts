@@ -269,6 +269,19 @@ exit 0
   });
 });
 
+describe('main program', () => {
+  it('one whose file_info lacks <executable/> is refused as BOINC does, even with x bits (-185)', async () => {
+    const dataDir = await tempDataDir('altplat-rv-');
+    const reply = makeReply({ platform: LINUX, mainProgram: await fsp.readFile(uc), results: [{ name: 'x1', input: 'x\n' }] });
+    reply.xml = reply.xml.replace('<executable/>\n', '');
+    const { replyFile, filesDir } = await writeReply(dataDir, reply); // files written 0755
+    const r = await runCli(['run', '--json', '--data-dir', dataDir, '--host-platform', LINUX, '--files', filesDir, replyFile]);
+    expect(byName(r.stdout).x1).toMatchObject({ outcome: 'compute_error', exitStatus: -185, code: 'MAIN_PROGRAM_NOT_EXECUTABLE',
+      reason: "couldn't start app: Main program lc_app_100 is not executable" });
+    expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual([]);
+  });
+});
+
 describe('descendants of the app', () => {
   it('a child that left the process group (setsid) but works in the slot is killed when the app exits', async () => {
     const dataDir = await tempDataDir('altplat-rv-');

@@ -374,6 +374,13 @@ export class TaskLifecycle extends EventEmitter {
       }
       const slotDir = this.paths.slotDir(r.rec.slot!);
       if (!(await isRealDirOrMissing(slotDir))) return await this.slotReplaced(r);
+      // client/app_start.cpp setup_slot_dir: a main program whose file_info is not <executable/> is
+      // refused ("couldn't start app", exit status ERR_RESULT_START), whatever its mode bits are.
+      const main = a.appVersion.fileRefs.find((f) => f.mainProgram);
+      if (main && !a.files[main.fileName]?.executable) {
+        return await this.finishWith(r, { kind: 'error', state: ProcessState.COULDNT_START, exitStatus: ERR_RESULT_START,
+          message: `couldn't start app: Main program ${main.fileName} is not executable` }, 'MAIN_PROGRAM_NOT_EXECUTABLE');
+      }
       // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
       await fsp.mkdir(slotDir, { recursive: true });
       await setupSlot(slotDir, projectDir, a, { afterFile: () => this.crashPoint('setup_partial') });
