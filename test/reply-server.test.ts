@@ -98,10 +98,10 @@ describe('<file_prefix> (client/app_start.cpp prepend_prefix, must_copy_file)', 
 });
 
 describe('names that cannot be a file in the slot or project dir', () => {
-  it.each(['.', 'data/', 'a//b', './in', 'data/./in', '/etc/passwd', '../x', 'a%2fb', ''])('%j is refused', (name) => {
+  it.each(['.', 'data/', 'a//b', './in', 'data/./in', '/etc/passwd', '../x', 'a%2fb', '', 'x'.repeat(256)])('%j is refused', (name) => {
     expect(badFileName(name)).toBeDefined();
   });
-  it.each(['in', 'data/input.txt', 'uc_7.10_x86_64-pc-linux-gnu', 'a.b.c', '.hidden'])('%j is accepted', (name) => {
+  it.each(['in', 'data/input.txt', 'uc_7.10_x86_64-pc-linux-gnu', 'a.b.c', '.hidden', 'x'.repeat(255)])('%j is accepted', (name) => {
     expect(badFileName(name)).toBeUndefined();
   });
 });

@@ -34,6 +34,9 @@ export function badFileName(name: string): string | undefined {
   if (name.startsWith('/') || name.includes('\0') || name.includes('\\')) return 'is absolute or has a forbidden character';
   // "." or "data/" or "a//b" would name the slot or project dir itself, or a folder, never a file.
   if (name.split('/').some((part) => part === '' || part === '.')) return 'has an empty or "." path component';
+  // BOINC holds names in char[256] (FILE_INFO::name, FILE_REF::open_name); a longer one can never be a
+  // file here either (NAME_MAX 255), and would fail every start instead of being refused once.
+  if (Buffer.byteLength(name, 'utf8') > 255) return 'is longer than 255 bytes';
   return undefined;
 }
 
