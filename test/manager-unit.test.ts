@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { shQuote, splitCommandLine } from '../src/manager/cmdline.js';
 import { checkOpenName } from '../src/manager/guest-job.js';
 import { parseManagerArgs } from '../src/manager/manager.js';
+import { parseVmConfig } from '../src/manager/vm-config.js';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -99,5 +100,20 @@ describe('the cached KVM verdict', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('vm_config.xml <personality>', () => {
+  const cfg = (extra: string) => `<qemu_vm><kernel>k</kernel><initrd>i</initrd><base_disk>b</base_disk>${extra}</qemu_vm>`;
+  it('defaults to native, accepts linux32, refuses anything else by name', () => {
+    expect(parseVmConfig(cfg(''), '/p').personality).toBe('native');
+    expect(parseVmConfig(cfg('<personality>linux32</personality>'), '/p').personality).toBe('linux32');
+    expect(() => parseVmConfig(cfg('<personality>win32</personality>'), '/p')).toThrow(expect.objectContaining({ code: 'VMCONFIG_BAD_VALUE' }));
+  });
+  it('is linux32 for the reference i686 platform only', () => {
+    const dir = path.join(__dirname, '..', 'alt_platforms');
+    const load = (p: string) => parseVmConfig(readFileSync(path.join(dir, p, 'vm_config.xml'), 'utf8'), path.join(dir, p));
+    expect(load('i686-pc-linux-gnu').personality).toBe('linux32');
+    expect(load('x86_64-pc-linux-gnu').personality).toBe('native');
   });
 });

@@ -16,6 +16,7 @@ import { PLATFORM_DIR, qemuPidsTagged, REPO, sha256File } from './qemu-fixture.j
  */
 const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
 const PI_C = path.join(REPO, 'test', 'paper', 'pi.c');
+const UNAME_C = '#include <stdio.h>\n#include <sys/utsname.h>\nint main(void) { struct utsname u; uname(&u); printf("%s\\n", u.machine); return 0; }\n';
 const MASTER = 'http://wu.example.net/proj/';
 const PROJECT_DIR = 'wu.example.net_proj';
 const TAG = 'wu_'; // every result name starts with it, so our QEMU processes can be found
@@ -165,6 +166,8 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
       // linked against libstdc++ (always there with gcc), which qemu-ga does not need, so the guest lacks it
       needlib: gcc('needlib', '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }', ['-O2'], ['-Wl,--no-as-needed', '-lstdc++']),
       pi32dyn: gcc('pi_32_dyn', PI_C, ['-m32', '-O3', '-mfpmath=387']),
+      uname32: gcc('uname32', UNAME_C, ['-m32', '-static']),
+      uname64: gcc('uname64', UNAME_C, ['-static']),
     };
     const script = (name: string, text: string) => {
       const f = path.join(work, name);
@@ -202,6 +205,8 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
         result: `${TAG}flood`, platform: 'x86_64-pc-linux-gnu',
         program: script('flood.sh', '#!/bin/sh\nhead -c 17825792 /dev/zero | tr "\\0" x >&2\necho "last words" >&2\nexit 2\n'),
       },
+      { result: `${TAG}uname32`, platform: 'i686-pc-linux-gnu', program: progs.uname32 },
+      { result: `${TAG}uname64`, platform: 'x86_64-pc-linux-gnu', program: progs.uname64 },
       { result: `${TAG}useslib`, platform: 'x86_64-pc-linux-gnu', program: usesLib, appFiles: { 'libr3.so.1': libFile } },
       { result: `${TAG}needlib`, platform: 'x86_64-pc-linux-gnu', program: progs.needlib },
       { result: `${TAG}pi_32_dyn`, platform: 'i686-pc-linux-gnu', program: progs.pi32dyn },
@@ -250,6 +255,9 @@ int main(void) { FILE *f = fopen("big.bin", "w"); for (long i = 0; i < 6L*1024*1
     // 17 MiB of stderr: its end (the reason for the failure) still reaches stderr.txt.
     expect(by.flood).toMatchObject({ outcome: 'compute_error', exitStatus: 2 });
     expect(by.flood!.stderr.includes('xxxxlast words\n'), by.flood!.stderr.slice(-300)).toBe(true);
+    // The i686 platform looks like a 32-bit Linux to its programs (linux32 personality), x86-64 like itself.
+    expect(out(`${TAG}uname32_stdout_txt`).toString()).toBe('i686\n');
+    expect(out(`${TAG}uname64_stdout_txt`).toString()).toBe('x86_64\n');
     expect(by.useslib, by.useslib?.stderr).toMatchObject({ outcome: 'success', exitStatus: 0 });
     expect(out(`${TAG}useslib_stdout_txt`).toString()).toBe('answer 42\n');
     // A shared library the guest lacks: the loader's own message reaches stderr.txt.

@@ -121,8 +121,9 @@ export async function missingInterpreter(qga: QgaClient, slotDir: string, job: J
 }
 
 /** Starts the program in the guest: cwd = guestDir, stdout/stderr to files there; returns its guest pid. */
-export async function startProgram(qga: QgaClient, job: JobDescription, guestDir: string): Promise<number> {
-  const argv = [`./${checkOpenName(job.mainProgram)}`, ...splitCommandLine(job.commandLine)];
+export async function startProgram(qga: QgaClient, job: JobDescription, guestDir: string, personality: 'native' | 'linux32' = 'native'): Promise<number> {
+  // (busybox linux32 sets the personality and execs the program: the guest pid stays the program's)
+  const argv = [...(personality === 'linux32' ? ['/bin/linux32'] : []), `./${checkOpenName(job.mainProgram)}`, ...splitCommandLine(job.commandLine)];
   // The client puts the slot dir on the library path of every app it starts (client/app_start.cpp:
   // LD_LIBRARY_PATH = ../../projects/X:.:../..), so an app version may ship its own shared libraries;
   // in the guest they all sit in the job directory, the program's working directory.

@@ -154,7 +154,7 @@ export class Manager {
     const missing = await this.guard(missingInterpreter(vm.qga, this.slot, this.job));
     if (missing) throw new CannotStart(missing);
     await this.checkInterrupts();
-    this.state.guestPid = await this.guard(startProgram(vm.qga, this.job, this.config.guestDir));
+    this.state.guestPid = await this.guard(startProgram(vm.qga, this.job, this.config.guestDir, this.config.personality));
     await writeState(this.slot, this.state);
     log(`started ${this.job.mainProgram} ${this.job.commandLine} (guest pid ${this.state.guestPid})`);
     this.runSecs = 0;

@@ -20,6 +20,12 @@ export interface VmConfig {
   guestDir: string;
   /** Optional app-version-supplied qcow2 overlay layered between the base and the task overlay. */
   appOverlay?: string;
+  /**
+   * Execution domain of the program: `linux32` runs it under the PER_LINUX32 personality (busybox
+   * linux32), so that on the i686 platform `uname -m` says i686 as on a real 32-bit Linux host,
+   * though the guest kernel is 64-bit. Default `native`.
+   */
+  personality: 'native' | 'linux32';
 }
 
 function num(node: XmlNode, tag: string, dflt: number, min: number, max: number): number {
@@ -59,6 +65,10 @@ export function parseVmConfig(text: string, baseDir: string): VmConfig {
     throw new AltplatError('VMCONFIG_BAD_VALUE', `vm_config.xml: <guest_dir> must be an absolute guest path`, { tag: 'guest_dir', value: guestDir });
   }
   const appOverlay = childText(root, 'app_overlay');
+  const personality = (childText(root, 'personality') ?? 'native') as VmConfig['personality'];
+  if (!['native', 'linux32'].includes(personality)) {
+    throw new AltplatError('VMCONFIG_BAD_VALUE', `vm_config.xml: <personality> must be native or linux32, got '${personality}'`, { tag: 'personality', value: personality });
+  }
   return {
     kernel: inside(baseDir, need('kernel'), 'kernel'),
     initrd: inside(baseDir, need('initrd'), 'initrd'),
@@ -71,6 +81,7 @@ export function parseVmConfig(text: string, baseDir: string): VmConfig {
     bootTimeoutSec: num(root, 'boot_timeout', 60, 5, 3600),
     guestDir,
     appOverlay: appOverlay ? inside(baseDir, appOverlay, 'app_overlay') : undefined,
+    personality,
   };
 }
 
