@@ -118,7 +118,8 @@ describe('command lines split as libboinc parse_command_line does (native argv =
     const input = lines.map((l) => l.replace(/\n/g, '\x01')).join('\n') + '\n';
     const want = execFileSync(splitter, { input }).toString().trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map(splitCommandLine)).toEqual(want);
-    expect(lines.map(managerSplit)).toEqual(want);
+    // The VM side must not drift from the native side: one implementation serves both.
+    expect(managerSplit).toBe(splitCommandLine);
   });
 
   it('a native task gets single-quoted arguments as one argument', async () => {
