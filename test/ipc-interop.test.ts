@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessState } from '../src/ipc/contract.js';
 import { Channel, MMAP_FILE_NAME, MSG_CHANNEL_SIZE, MmapChannels, SHARED_MEM_SIZE, createMmapFile } from '../src/ipc/mmap.js';
 import { heartbeatText } from '../src/ipc/messages.js';
-import { TaskRun, buildProbe, buildWorker, deadPid, exists, fileText, makeSlot, sleep, type Exit } from './ipc-helpers.js';
+import { TaskRun, buildProbe, buildWorker, exists, fileText, makeSlot, sleep } from './ipc-helpers.js';
+import { describeLiveness, startLiveness, type Liveness } from './ipc-liveness.js';
 
 const run = promisify(execFile);
 let probe: string;
@@ -30,18 +31,11 @@ async function start(s: string, args: string[], opts: { heartbeats?: boolean } =
   return r;
 }
 
-/** The liveness runs take 10-35 s of waiting; they start first and are checked last. */
-const liveness: Record<string, { run: TaskRun; startedAt: number }> = {};
+let liveness: Liveness;
 
 beforeAll(async () => {
   [probe, worker] = await Promise.all([buildProbe(), buildWorker()]);
-  const long = ['--target', '100000000', '--step-ms', '20'];
-  const dead = await slot({ clientPid: await deadPid() });
-  const silent = await slot({ clientPid: 0 });
-  const fed = await slot({ clientPid: 0 });
-  liveness.deadClient = { run: await start(dead, long), startedAt: performance.now() };
-  liveness.noHeartbeat = { run: await start(silent, long, { heartbeats: false }), startedAt: performance.now() };
-  liveness.heartbeats = { run: await start(fed, long), startedAt: performance.now() };
+  liveness = await startLiveness(slot, start);
 });
 
 afterAll(async () => {
@@ -220,30 +214,4 @@ describe('a real BOINC app (libboinc-api 7.20.5) under our client side', () => {
   });
 });
 
-describe('client liveness as the real app checks it (started before the other tests)', () => {
-  const ended = async (name: string, withinMs: number): Promise<Exit & { after: number }> => {
-    const { run: r, startedAt } = liveness[name];
-    const e = await Promise.race([r.exited, sleep(withinMs).then(() => undefined)]);
-    if (!e) throw new Error(`${name}: still running after ${withinMs} ms`);
-    return { ...e, after: e.at - startedAt };
-  };
-
-  it('client_pid gone: exits 0 within the 10 s check', async () => {
-    const e = await ended('deadClient', 30_000);
-    expect(e).toMatchObject({ code: 0 });
-    expect(e.after).toBeLessThan(20_000);
-    expect(await liveness.deadClient.run.stderr()).toContain('BOINC client no longer exists - exiting');
-  });
-
-  it('client_pid 0 and no heartbeat: exits 0 after 30 s; with heartbeats it keeps running', async () => {
-    const e = await ended('noHeartbeat', 60_000);
-    expect(e).toMatchObject({ code: 0 });
-    expect(e.after).toBeGreaterThanOrEqual(29_000);
-    expect(await liveness.noHeartbeat.run.stderr()).toContain('No heartbeat from client for 30 sec - exiting');
-    const fed = liveness.heartbeats;
-    await sleep(Math.max(0, fed.startedAt + 33_000 - performance.now()));
-    expect(fed.run.running).toBe(true);
-    fed.run.control.quit();
-    expect(await fed.run.exited).toMatchObject({ code: 0 });
-  });
-});
+describeLiveness('client liveness as the real app checks it (started before the other tests)', () => liveness);

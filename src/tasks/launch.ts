@@ -86,51 +86,45 @@ export function killGroup(pgid: number): void {
   }
 }
 
+/** Every pid listed in /proc (Linux); [] where /proc is not available. */
+async function allPids(): Promise<number[]> {
+  const names = await fsp.readdir('/proc').catch(() => [] as string[]);
+  return names.filter((n) => /^\d+$/.test(n)).map(Number);
+}
+
+/** State letter and process group of a pid from /proc/PID/stat, or undefined if it is gone. */
+async function statOf(pid: number): Promise<{ state: string; pgid: number } | undefined> {
+  const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (stat === '') return undefined;
+  // Fields after the command name, which is in parentheses and may itself contain spaces.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0]!, pgid: Number(rest[2]) };
+}
+
 /** Pids of live processes in a group, from /proc (Linux); [] where /proc is not available. */
 export async function groupMembers(pgid: number): Promise<number[]> {
-  let names: string[];
-  try {
-    names = await fsp.readdir('/proc');
-  } catch {
-    return [];
-  }
   const out: number[] = [];
-  for (const n of names) {
-    if (!/^\d+$/.test(n)) continue;
-    try {
-      const stat = await fsp.readFile(`/proc/${n}/stat`, 'utf8');
-      // Fields after the command name, which is in parentheses and may itself contain spaces.
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (rest[0] !== 'Z' && Number(rest[2]) === pgid) out.push(Number(n));
-    } catch {
-      // raced with its exit
-    }
+  for (const pid of await allPids()) {
+    const st = await statOf(pid);
+    if (st && st.state !== 'Z' && st.pgid === pgid) out.push(pid);
   }
   return out;
 }
 
 /** Pids whose current directory is one of `dirs` or inside it (Linux /proc; [] elsewhere). */
 export async function processesIn(dirs: string[]): Promise<number[]> {
-  let names: string[];
-  try {
-    names = await fsp.readdir('/proc');
-  } catch {
-    return [];
-  }
   const out: number[] = [];
-  for (const n of names) {
-    if (!/^\d+$/.test(n) || Number(n) === process.pid) continue;
-    const cwd = await fsp.readlink(`/proc/${n}/cwd`).catch(() => '');
-    if (cwd !== '' && dirs.some((d) => cwd === d || cwd.startsWith(d + path.sep))) out.push(Number(n));
+  for (const pid of await allPids()) {
+    if (pid === process.pid) continue;
+    const cwd = await fsp.readlink(`/proc/${pid}/cwd`).catch(() => '');
+    if (cwd !== '' && dirs.some((d) => cwd === d || cwd.startsWith(d + path.sep))) out.push(pid);
   }
   return out;
 }
 
 async function pgidOf(pid: number): Promise<number | undefined> {
-  const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  if (stat === '') return undefined;
-  const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-  return pgid > 0 ? pgid : undefined;
+  const pgid = (await statOf(pid))?.pgid;
+  return pgid !== undefined && pgid > 0 ? pgid : undefined;
 }
 
 /**
