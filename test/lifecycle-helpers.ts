@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
@@ -179,3 +180,20 @@ export async function exists(p: string): Promise<boolean> {
   return fsp.lstat(p).then(() => true, () => false);
 }
 
+
+export const CLI = path.resolve('dist/src/cli/main.js');
+
+export interface CliRun { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** The built `altplat` CLI as a real child process, with a fast task poll (ALTPLAT_POLL_MS=50). */
+export function startCli(args: string[]): { child: ChildProcess; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ALTPLAT_POLL_MS: '50' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => { stdout += d; });
+  child.stderr!.on('data', (d) => { stderr += d; });
+  const done = new Promise<CliRun>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  return { child, done };
+}
+
+export const runCli = (args: string[]) => startCli(args).done;

@@ -3,7 +3,6 @@
  * linked with Debian's libboinc-api) and scheduler replies written the way BOINC's server writes them
  * (fixtures/replies/server-realistic). Every case goes through the built CLI; nothing is mocked.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,24 +11,12 @@ import { execFileSync } from 'node:child_process';
 import { splitCommandLine as managerSplit } from '../src/manager/cmdline.js';
 import { splitCommandLine } from '../src/tasks/cmdline.js';
 import { buildBoincProgram } from './helpers/boinc-c.js';
-import { exists, installAltPlatform, makeReply, md5, PROJECT, tempDataDir, treeStamp, writeReply } from './lifecycle-helpers.js';
+import { exists, installAltPlatform, makeReply, md5, PROJECT, tempDataDir, treeStamp, writeReply, startCli, runCli, CLI } from './lifecycle-helpers.js';
 
-const CLI = path.resolve('dist/src/cli/main.js');
 const LINUX = 'x86_64-pc-linux-gnu';
 const FIXTURE = path.resolve('fixtures/replies/server-realistic');
 const UC_PROJECT = 'uc.example.edu_UpperCase';
 
-interface CliRun { code: number | null; stdout: string; stderr: string }
-function startCli(args: string[]): { child: ChildProcess; done: Promise<CliRun> } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ALTPLAT_POLL_MS: '50' } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => { stdout += d; });
-  child.stderr!.on('data', (d) => { stderr += d; });
-  const done = new Promise<CliRun>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-  return { child, done };
-}
-const runCli = (args: string[]) => startCli(args).done;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type Res = { name: string; [k: string]: unknown };
 const byName = (stdout: string): Record<string, Res> => Object.fromEntries(JSON.parse(stdout).results.map((x: Res) => [x.name, x]));

@@ -1,24 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildBoincProgram } from './helpers/boinc-c.js';
-import { installAltPlatform, makeReply, PROJECT, tempDataDir, writeReply } from './lifecycle-helpers.js';
+import { installAltPlatform, makeReply, PROJECT, tempDataDir, writeReply, startCli, runCli, CLI } from './lifecycle-helpers.js';
 
-const CLI = path.resolve('dist/src/cli/main.js');
 const LINUX = 'x86_64-pc-linux-gnu';
 
-interface CliRun { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
-function startCli(args: string[]): { child: ChildProcess; done: Promise<CliRun> } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ALTPLAT_POLL_MS: '50' } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => { stdout += d; });
-  child.stderr!.on('data', (d) => { stderr += d; });
-  const done = new Promise<CliRun>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  return { child, done };
-}
-const runCli = (args: string[]) => startCli(args).done;
 
 /** Wait until the journal says the task's manager is running, then a little longer. */
 async function whenLaunched(dataDir: string, name: string, extraMs = 300): Promise<void> {
