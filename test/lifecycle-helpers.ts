@@ -62,6 +62,9 @@ export interface ResultSpec {
   copyOutput?: boolean;
   optionalOutput?: boolean;
   maxNbytes?: number;
+  /** The workunit's rsc_fpops_bound / rsc_disk_bound (omitted: the reply parser's defaults). */
+  rscFpopsBound?: number;
+  rscDiskBound?: number;
 }
 
 export interface ReplySpec {
@@ -114,7 +117,7 @@ ${s.avCmdline ? `    <cmdline>${s.avCmdline}</cmdline>\n` : ''}</app_version>`];
 </file_info>
 <workunit>
     <rsc_fpops_est>1000000000.000000</rsc_fpops_est>
-    <name>${r.name}_wu</name>
+${r.rscFpopsBound !== undefined ? `    <rsc_fpops_bound>${r.rscFpopsBound.toFixed(6)}</rsc_fpops_bound>\n` : ''}${r.rscDiskBound !== undefined ? `    <rsc_disk_bound>${r.rscDiskBound.toFixed(6)}</rsc_disk_bound>\n` : ''}    <name>${r.name}_wu</name>
     <app_name>lc</app_name>
 <command_line>
 ${s.wuCommandLine ?? '--rounds 3'}

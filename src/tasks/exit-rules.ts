@@ -54,8 +54,10 @@ export interface ExitFacts {
   finishFilePresent: boolean;
   /** Premature + temporary exits since the last checkpoint, before this one. */
   prematureExits: number;
-  /** The exit status already set by abort_task (203 user abort, 194 finish-file timeout, …). */
+  /** The exit status already set by abort_task (203 user abort, 194 finish-file timeout, 197 time limit, …). */
   abortStatus?: number;
+  /** The message abort_task was given (client/app_control.cpp passes it to report_result_error). */
+  abortMessage?: string;
 }
 
 export type ExitDecision =
@@ -78,7 +80,7 @@ export function signalNumber(sig: NodeJS.Signals): number {
  */
 export function decideExit(f: ExitFacts): ExitDecision {
   if (f.state === ProcessState.ABORT_PENDING) {
-    return { kind: 'aborted', exitStatus: f.abortStatus ?? EXIT_ABORTED_BY_CLIENT, message: 'aborted' };
+    return { kind: 'aborted', exitStatus: f.abortStatus ?? EXIT_ABORTED_BY_CLIENT, message: f.abortMessage ?? 'aborted' };
   }
   if (f.state === ProcessState.QUIT_PENDING) {
     return { kind: 'restart', reason: 'quit', delaySec: 0, countsAsPremature: false, message: 'quit on request' };

@@ -30,6 +30,10 @@ import { killGroup, killOrphans, launch, type LaunchSpec, type Spawner } from '.
 import { initDataFor, jobDescriptionFor, managerLaunchSpec, nativeLaunchSpec } from './start-spec.js';
 import { outputLine, type ResultReport } from './report.js';
 import { readCheckpointPeriod } from './prefs.js';
+import {
+  DISK_LIMIT_MESSAGE, elapsedLimitMessage, EXIT_DISK_LIMIT_EXCEEDED, EXIT_TIME_LIMIT_EXCEEDED, maxElapsedTime,
+  MIN_DISK_CHECK_INTERVAL_S, taskDiskUsage,
+} from './rsc-limits.js';
 
 /** lib/error_numbers.h: a task whose input files are missing or wrong never starts. */
 export const ERR_RESULT_DOWNLOAD = -186;
@@ -92,10 +96,12 @@ interface Running {
   pgid?: number;
   userQuit: boolean;
   abortStatus?: number;
+  /** The message abort_task was given (finish-file timeout, time or disk limit); it becomes the report's reason. */
+  abortMessage?: string;
   /** Wakes a task waiting out a temporary-exit delay. */
   wake?: () => void;
-  /** The abort came from the 300 s finish-file rule. */
-  finishTimeout?: boolean;
+  /** Elapsed time of the current run: journaled elapsed at launch, launch time, time spent suspended. */
+  timing?: { base: number; startedAt: number; suspendedMs: number };
 }
 
 const STEP_ORDER: TaskStep[] = ['assigned', 'slot_chosen', 'slot_ready', 'working_copy', 'launched', 'exited', 'finished', 'done'];
@@ -483,11 +489,11 @@ export class TaskLifecycle extends EventEmitter {
       this.crashPoint('spawned_unjournaled');
       const exitP = launched.exited;
       r.pgid = launched.pgid;
-      const startedAt = this.clock();
+      r.timing = { base: r.rec.elapsed, startedAt: this.clock(), suspendedMs: 0 };
       await this.step(r, 'launched', { pid: launched.pid, pgid: launched.pgid });
       if (this.quitting || r.userQuit) control.quit();
       if (r.abortStatus !== undefined) control.abort();
-      const exit = await this.supervise(r, control, launched.pgid, exitP, slotDir, startedAt);
+      const exit = await this.supervise(r, control, launched.pgid, exitP, slotDir, projectDir);
       // BOINC kills the app's descendants once it has exited (ACTIVE_TASK::cleanup_task,
       // kill_subsidiary_processes): the group does it, and a descendant that left the group (setsid, a
       // daemonised VM) but still works in the slot or working copy is found there and killed too.
@@ -505,10 +511,10 @@ export class TaskLifecycle extends EventEmitter {
         state, code: exit.code, signal: exit.signal,
         temporaryExit: tempText !== undefined ? parseTemporaryExitFile(tempText) : undefined,
         finishFilePresent: (await readOptional(path.join(slotDir, FINISH_FILE))) !== undefined,
-        prematureExits: r.rec.prematureExits, abortStatus: r.abortStatus,
+        prematureExits: r.rec.prematureExits, abortStatus: r.abortStatus, abortMessage: r.abortMessage,
       });
       this.emit('exit', { result: r.rec.resultName, decision, code: exit.code, signal: exit.signal });
-      const elapsed = r.rec.elapsed + (this.clock() - startedAt) / 1000;
+      const elapsed = this.elapsedNow(r, this.clock());
       if (decision.kind !== 'restart') {
         const finishText = await readOptional(path.join(slotDir, FINISH_FILE));
         const finishMessage = finishText ? parseFinishFile(finishText).message : undefined;
@@ -537,12 +543,43 @@ export class TaskLifecycle extends EventEmitter {
     r.wake = undefined;
   }
 
+  /**
+   * The task's elapsed time in seconds: the journaled elapsed at launch plus this run's time, minus the
+   * time it spent suspended (client/app_control.cpp ACTIVE_TASK_SET::get_msgs adds to elapsed_time only
+   * while the task is scheduled and tasks are not suspended).
+   */
+  private elapsedNow(r: Running, now: number): number {
+    const t = r.timing;
+    return t ? t.base + (now - t.startedAt - t.suspendedMs) / 1000 : r.rec.elapsed;
+  }
+
+  /**
+   * abort_task (client/app_control.cpp ACTIVE_TASK::abort_task) for a running task: the exit status is
+   * set now, `<abort/>` is sent (state ABORT_PENDING, whose 60 s kill timer the ipc control keeps), and
+   * handle_exited_app then ends the task as aborted with that status and message.
+   */
+  private abortTask(r: Running, control: ClientControl, exitStatus: number, message: string): void {
+    r.abortStatus = exitStatus;
+    r.abortMessage = message;
+    control.abort();
+  }
+
   private async supervise(r: Running, control: ClientControl, pgid: number,
-    exitP: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, slotDir: string, startedAt: number) {
+    exitP: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, slotDir: string, projectDir: string) {
     const pollMs = this.opts.pollMs ?? TASK_POLL_MS;
+    const a = r.rec.assignment;
     let finishSeenAt: number | undefined;
     let lastFinishCheck = -Infinity;
     let finishAbortSent = false;
+    // client/app.cpp ACTIVE_TASK::init: the limits come from the workunit's bounds and the app version's flops.
+    const maxElapsed = maxElapsedTime(a.workunit.rscFpopsBound, a.appVersion.flops);
+    // check_rsc_limits_exceeded measures the disk at the first poll (peak_disk_usage still 0), then every
+    // max(disk_interval, 300) s; this.checkpointPeriod is the volunteer's disk_interval (src/tasks/prefs.ts).
+    const diskIntervalMs = Math.max(this.checkpointPeriod ?? 0, MIN_DISK_CHECK_INTERVAL_S) * 1000;
+    let lastDiskCheck = -Infinity;
+    let peakDisk = 0;
+    let lastTick = this.clock();
+    let lastState = control.state;
     for (;;) {
       let timer: NodeJS.Timeout | undefined;
       const tick = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), pollMs); });
@@ -550,6 +587,9 @@ export class TaskLifecycle extends EventEmitter {
       clearTimeout(timer);
       if (exited) return exited;
       const now = this.clock();
+      if (lastState === ProcessState.SUSPENDED && r.timing) r.timing.suspendedMs += now - lastTick;
+      lastTick = now;
+      lastState = control.state;
       const actions = await control.poll(now, { wss: 0, maxWss: os.totalmem() });
       for (const act of actions) {
         if (act.kind === 'kill') {
@@ -558,7 +598,11 @@ export class TaskLifecycle extends EventEmitter {
           await this.takeTrickleUp(r, slotDir);
         } else if (act.kind === 'checkpoint') {
           // ACTIVE_TASK_SET::get_msgs: a checkpoint resets the premature-exit count.
-          r.rec = await this.journal.update(r.rec.resultName, { checkpointCpuTime: act.checkpointCpuTime, fractionDone: act.fractionDone, prematureExits: 0 });
+          // Its elapsed time is journaled too (BOINC's checkpoint_elapsed_time, client/app_control.cpp
+          // get_msgs), so a client killed later resumes the time limit from here, not from 0.
+          r.rec = await this.journal.update(r.rec.resultName, {
+            checkpointCpuTime: act.checkpointCpuTime, fractionDone: act.fractionDone, prematureExits: 0, elapsed: this.elapsedNow(r, now),
+          });
         }
       }
       // client/app_control.cpp ACTIVE_TASK_SET::poll: every 10 s look for the finish file; a process
@@ -569,14 +613,29 @@ export class TaskLifecycle extends EventEmitter {
           if ((await readOptional(path.join(slotDir, FINISH_FILE))) !== undefined) finishSeenAt = now;
         } else if (!finishAbortSent && now - finishSeenAt > FINISH_FILE_TIMEOUT_S * 1000) {
           finishAbortSent = true;
-          r.abortStatus = EXIT_ABORTED_BY_CLIENT;
-          r.finishTimeout = true;
-          control.abort();
+          this.abortTask(r, control, EXIT_ABORTED_BY_CLIENT, 'Process still present 5 min after writing finish file; aborting');
+        }
+      }
+      // client/app_control.cpp ACTIVE_TASK_SET::check_rsc_limits_exceeded, for an executing task only:
+      // elapsed time over max_elapsed_time → abort_task(EXIT_TIME_LIMIT_EXCEEDED); else, when the disk is
+      // due, ACTIVE_TASK::check_max_disk_exceeded: usage over rsc_disk_bound → abort_task(EXIT_DISK_LIMIT_EXCEEDED).
+      const elapsed = this.elapsedNow(r, now);
+      if (control.state === ProcessState.EXECUTING && r.abortStatus === undefined) {
+        if (elapsed > maxElapsed) {
+          this.abortTask(r, control, EXIT_TIME_LIMIT_EXCEEDED, elapsedLimitMessage(maxElapsed, a.workunit.rscFpopsBound, a.appVersion.flops));
+        } else if (peakDisk === 0 || now - lastDiskCheck > diskIntervalMs) {
+          lastDiskCheck = now;
+          // A folder that cannot be measured is skipped until the next check, as BOINC only logs
+          // "Can't get task disk usage" and lets the task run.
+          const usage = await taskDiskUsage({ slotDir, projectDir, assignment: a, workingCopy: r.rec.workingCopy }).catch(() => undefined);
+          if (usage !== undefined) {
+            peakDisk = Math.max(peakDisk, usage);
+            if (usage > a.workunit.rscDiskBound) this.abortTask(r, control, EXIT_DISK_LIMIT_EXCEEDED, DISK_LIMIT_MESSAGE);
+          }
         }
       }
       this.emit('progress', {
-        result: r.rec.resultName, state: control.state, fractionDone: control.status.fractionDone,
-        elapsed: r.rec.elapsed + (now - startedAt) / 1000,
+        result: r.rec.resultName, state: control.state, fractionDone: control.status.fractionDone, elapsed,
       } satisfies ProgressEvent);
     }
   }
@@ -641,8 +700,7 @@ export class TaskLifecycle extends EventEmitter {
     else outcome = 'compute_error';
     const reason = d.kind === 'success'
       ? (outputsBad ? 'output file missing or too big' : undefined)
-      : r.finishTimeout ? 'Process still present 5 min after writing finish file; aborting'
-        : d.kind === 'aborted' && d.exitStatus === EXIT_ABORTED_VIA_GUI ? 'aborted by user' : d.message;
+      : d.kind === 'aborted' && d.exitStatus === EXIT_ABORTED_VIA_GUI ? 'aborted by user' : d.message;
     const report: ResultReport = {
       name: r.rec.resultName, platform: a.platform, kind: a.kind, slot: r.rec.slot ?? null, outcome,
       exitStatus: d.exitStatus, outputs, stderr, elapsed: Math.round(r.rec.elapsed * 1000) / 1000,

@@ -14,6 +14,9 @@
  *   no_output        boinc_finish(0) without writing "out"
  *   big_output       write 4096 bytes (the tests give max_nbytes 1000)
  *   trickle          boinc_send_trickle_up, then succeed
+ *   forever          run (sleeping) until the client aborts or quits it (elapsed time limit)
+ *   disk N           write N bytes to "out" (through its soft link: the project dir), then run until
+ *                    the client aborts or quits it (disk usage limit)
  * Progress is kept in "ckpt" in the slot so a restarted run resumes.
  */
 #include <signal.h>
@@ -101,6 +104,11 @@ int main(int argc, char** argv) {
     } else if (!strcmp(mode, "ignore_quit")) {
         boinc_begin_critical_section();
         for (;;) sleep(1);
+    } else if (!strcmp(mode, "forever")) {
+        for (;;) boinc_sleep(1);
+    } else if (!strcmp(mode, "disk")) {
+        write_output(NULL, n);
+        for (;;) boinc_sleep(1);
     } else if (!strcmp(mode, "no_output")) {
         boinc_finish(0);
     } else if (!strcmp(mode, "big_output")) {
