@@ -101,12 +101,10 @@ describe('altplat list', () => {
     expect((await altplat(['list', '--data-dir', tmp, '--host-platform', 'no spaces'])).code).toBe(2);
   });
 
-  it('on a data dir mixing every bad case with good ones: exit 0, under a second of scanning, nothing hangs', async () => {
+  it('on a data dir mixing every bad case with good ones: exit 0, every platform reported, nothing hangs', async () => {
     const dataDir = path.join(tmp, 'all');
     fs.cpSync(path.resolve('fixtures/platforms'), path.join(dataDir, 'alt_platforms'), { recursive: true, verbatimSymlinks: true });
-    const t0 = performance.now();
     const r = await altplat(['list', '--json', '--data-dir', dataDir]);
-    const ms = performance.now() - t0;
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout.toString());
     const folders = fs.readdirSync(path.resolve('fixtures/platforms'), { withFileTypes: true }).filter((e) => e.isDirectory()).length;
@@ -117,7 +115,6 @@ describe('altplat list', () => {
       if (p.status === 'invalid') expect(j.advertised).not.toContain(p.name);
     }
     expect(j.platforms.find((p: { name: string }) => p.name === 'bad-entity-bomb').reasons[0].code).toBe('DEF_DOCTYPE');
-    expect(ms).toBeLessThan(5000); // process start and tsx compilation included; the scan itself is timed in discovery.test.ts
   });
 });
 

@@ -126,9 +126,7 @@ describe('XmlScanner tokens and positions', () => {
 
   it('limits nesting depth instead of recursing', () => {
     const deep = '<a>'.repeat(100_000) + '</a>'.repeat(100_000);
-    const t0 = performance.now();
     expect(() => parseXmlTree(deep)).toThrow(/nested deeper than 256/);
-    expect(performance.now() - t0).toBeLessThan(500);
   });
 
   it('scans latin1-decoded UTF-8 bytes at byte offsets', () => {

@@ -150,17 +150,15 @@ describe('parseDefinition: every rejection has a code and a volunteer-readable m
   });
 
   it('refuses a definition over 1 MiB before parsing it', () => {
-    const big = def(`<!-- ${'x'.repeat(MAX_DEFINITION_BYTES)} -->`);
-    const t0 = performance.now();
+    // Also malformed: had it been parsed, DEF_NOT_WELL_FORMED would be reported too.
+    const big = def(`<!-- ${'x'.repeat(MAX_DEFINITION_BYTES)} -->`) + '<unclosed';
     expect(codes(big, 'p')).toEqual(['DEF_TOO_LARGE']);
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(codes(def('') + '<unclosed', 'p')).toEqual(['DEF_NOT_WELL_FORMED']);
   });
 
   it('refuses the billion-laughs entity bomb fast, without expanding anything', () => {
     const bomb = fs.readFileSync('fixtures/platforms/bad-entity-bomb/alt_platform.xml', 'utf8');
-    const t0 = performance.now();
     expect(codes(bomb, 'bad-entity-bomb')).toEqual(['DEF_DOCTYPE']);
-    expect(performance.now() - t0).toBeLessThan(50);
   });
 
   it('parseDefinitionOrThrow throws an AltplatError with the first code and all reasons', () => {

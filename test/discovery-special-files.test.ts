@@ -24,9 +24,7 @@ describe('named pipes in a platform folder', () => {
     execFileSync('mkfifo', [path.join(a, 'alt_platform.xml'), path.join(b, 'data')]);
     fs.writeFileSync(path.join(b, 'alt_platform.xml'),
       `<alt_platform><name>pipe-file</name><version>1.0.0</version><manager><file_name>manager</file_name></manager><file><name>data</name><sha256>${'0'.repeat(64)}</sha256></file></alt_platform>`);
-    const t0 = Date.now();
     const r = await discoverPlatforms({ dataDir: tmp, host: expected.host, hostPlatforms: [] });
-    expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.platforms.map((p) => [p.name, p.status, p.reasons.map((x) => x.code)])).toEqual([
       ['pipe-definition', 'invalid', ['DEF_UNREADABLE']],
       ['pipe-file', 'invalid', ['FILE_NOT_REGULAR']],

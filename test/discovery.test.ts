@@ -196,11 +196,10 @@ describe('discovery rules', () => {
     expect(reasons[0].message).toMatch(/data\.bin.*EACCES/);
   });
 
-  it('scans every fixture with the real host probes in well under a second, entity bomb included', async () => {
+  // How fast this is: `npm run bench -- discovery` (speed goals are benchmarked, never asserted).
+  it('scans every fixture with the real host probes, entity bomb included', async () => {
     const dataDir = dataDirWithFixtures('timed');
-    const t0 = performance.now();
     const r = await discoverPlatforms({ dataDir, hashCache: HashCache.memory(), probeCache: false });
-    expect(performance.now() - t0).toBeLessThan(1000);
     expect(r.platforms.find((p) => p.name === 'bad-entity-bomb')!.reasons[0].code).toBe('DEF_DOCTYPE');
     expect(r.host.hypervisors.find((h) => h.name === 'qemu')!.version).toMatch(/^7\.2\./);
   });

@@ -139,14 +139,12 @@ describe('host probes', () => {
     const oldPath = process.env.PATH;
     process.env.PATH = `${bin}:${oldPath}`;
     try {
-      const t0 = performance.now();
       const [vbox, podman, docker, vmware] = await Promise.all([
         probeHypervisor('virtualbox', 'x86_64', 300),
         probeHypervisor('podman', 'x86_64', 300),
         probeHypervisor('docker', 'x86_64', 300),
         probeHypervisor('vmware', 'x86_64', 300),
       ]);
-      expect(performance.now() - t0).toBeLessThan(2000);
       expect(vbox).toMatchObject({ path: path.join(bin, 'VBoxManage'), version: null, error: 'did not answer within 300 ms' });
       expect(podman).toMatchObject({ version: null, error: expect.stringMatching(/no version/) });
       expect(docker).toMatchObject({ version: '26.1.3', error: 'exited with status 3' });

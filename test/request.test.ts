@@ -144,14 +144,11 @@ describe('patchSchedulerRequest', () => {
     expect(Buffer.compare(r.request, Buffer.concat([head, Buffer.from('    <alt_platform>\n        <name>q\u00e9</name>\n    </alt_platform>\n', 'utf8'), tail]))).toBe(0);
   });
 
-  it('patches a 1 MB request quickly', () => {
+  it('patches a 1 MB request (its speed: npm run bench -- discovery)', () => {
     const big = base.replace('</scheduler_request>', `<other_results>\n${'    <other_result>\n        <name>wu_0000000</name>\n        <app_version>0</app_version>\n    </other_result>\n'.repeat(11_000)}</other_results>\n</scheduler_request>`);
     expect(big.length).toBeGreaterThan(1_000_000);
     const bytes = Buffer.from(big);
-    patchSchedulerRequest(bytes, ['i686-pc-linux-gnu']);
-    const t0 = performance.now();
     const r = patchSchedulerRequest(bytes, ['i686-pc-linux-gnu']);
-    expect(performance.now() - t0).toBeLessThan(200);
     expect(r.added).toEqual(['i686-pc-linux-gnu']);
   });
 
