@@ -3,6 +3,9 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { dataPaths } from '../src/paths.js';
+import { TaskLifecycle } from '../src/tasks/runner.js';
 
 /** Shared set-up for the lifecycle tests: a temp BOINC data dir, an installed alt platform, replies. */
 export const MASTER_URL = 'https://example.org/lctest/';
@@ -200,3 +203,25 @@ export function startCli(args: string[]): { child: ChildProcess; done: Promise<C
 }
 
 export const runCli = (args: string[]) => startCli(args).done;
+
+/** How much faster than real time the lifecycle's clock runs in the timer tests (the processes stay real). */
+export const FAST_CLOCK_SPEED = 200;
+
+export function fastClock(): () => number {
+  const t0 = performance.now();
+  return () => (performance.now() - t0) * FAST_CLOCK_SPEED;
+}
+
+/** A data dir with `manager` installed as the Linux alt platform, and a reply of `results` for it. */
+export async function setupAltTask(manager: string, results: ResultSpec[], sharedBytes?: number) {
+  const LINUX = 'x86_64-pc-linux-gnu';
+  const dataDir = await tempDataDir();
+  const platformDir = await installAltPlatform(dataDir, { name: LINUX, manager, sharedBytes });
+  const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results });
+  const files = await writeReply(dataDir, reply);
+  return { dataDir, platformDir, ...files, before: await treeStamp(platformDir), p: dataPaths(dataDir) };
+}
+
+/** A lifecycle for a Windows host (the Linux work goes through the alt platform) on the fast clock. */
+export const fastLifecycle = (dataDir: string) =>
+  new TaskLifecycle({ dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 20, clock: fastClock() });

@@ -1,17 +1,14 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProcessState } from '../src/ipc/contract.js';
-import { dataPaths } from '../src/paths.js';
 import { sendTaskCommand } from '../src/tasks/control-socket.js';
 import { Journal } from '../src/tasks/journal.js';
 import { DEFAULT_TIME_BOUND_S, elapsedLimitMessage, maxElapsedTime, taskDiskUsage } from '../src/tasks/rsc-limits.js';
-import { TaskLifecycle } from '../src/tasks/runner.js';
 import type { Assignment } from '../src/scheduler/reply-types.js';
 import { buildBoincProgram } from './helpers/boinc-c.js';
-import { installAltPlatform, makeReply, tempDataDir, treeStamp, writeReply, type ResultSpec } from './lifecycle-helpers.js';
+import { fastLifecycle, setupAltTask, treeStamp, type ResultSpec } from './lifecycle-helpers.js';
 
 /**
  * BOINC's elapsed-time (197) and disk-usage (196) limits (client/app_control.cpp
@@ -19,27 +16,13 @@ import { installAltPlatform, makeReply, tempDataDir, treeStamp, writeReply, type
  * manager. The lifecycle's clock runs 200x real time (the processes are real); the reply's flops is 1e9,
  * so an rsc_fpops_bound of 150e9 is a 150 s limit (0.75 s of real time).
  */
-const LINUX = 'x86_64-pc-linux-gnu';
-const SPEED = 200;
 let app: string;
 beforeAll(async () => {
   app = await buildBoincProgram(path.resolve('test/c/lifecycle_app.c'));
 });
 
-function fastClock(): () => number {
-  const t0 = performance.now();
-  return () => (performance.now() - t0) * SPEED;
-}
-
-async function setup(results: ResultSpec[], sharedBytes?: number) {
-  const dataDir = await tempDataDir();
-  const platformDir = await installAltPlatform(dataDir, { name: LINUX, manager: app, sharedBytes });
-  const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results });
-  const files = await writeReply(dataDir, reply);
-  return { dataDir, platformDir, ...files, before: await treeStamp(platformDir), p: dataPaths(dataDir) };
-}
-
-const lifecycle = (dataDir: string) => new TaskLifecycle({ dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 20, clock: fastClock() });
+const setup = (results: ResultSpec[], sharedBytes?: number) => setupAltTask(app, results, sharedBytes);
+const lifecycle = fastLifecycle;
 
 async function expectCleaned(s: Awaited<ReturnType<typeof setup>>): Promise<void> {
   expect(await fsp.readdir(s.p.slots)).toEqual([]);
@@ -61,14 +44,12 @@ describe('rsc limits of client/app_control.cpp with real processes', () => {
     const lc = lifecycle(s.dataDir);
     const states: ProcessState[] = [];
     lc.on('progress', (p: { state: ProcessState }) => states.push(p.state));
-    const t0 = performance.now();
     const { results } = await lc.run({ replyFile: s.replyFile, filesDir: s.filesDir });
     expect(results[0]).toMatchObject({
       name: 'slow', outcome: 'aborted', exitStatus: 197, restarts: 0,
       reason: 'exceeded elapsed time limit 150.00 (150.00G/1.00G)',
     });
     expect(results[0].elapsed).toBeGreaterThan(150);
-    expect(performance.now() - t0).toBeLessThan(60_000);
     // abort_task's path: <abort/> was sent (ABORT_PENDING) and the API made the app exit.
     expect(states).toContain(ProcessState.ABORT_PENDING);
     await expectCleaned(s);
