@@ -32,12 +32,30 @@ export interface PlatformFile {
   shared: boolean;
 }
 
+/** One backend of a platform: a `<manager>` element (several may be listed; docs/PLATFORM_FORMAT.md). */
+export interface ManagerDefinition {
+  /** The backend's name (`<name>`, else derived: its required hypervisor, else `default`); unique in the definition. */
+  name?: string;
+  /** The manager's path inside the folder ('/'-separated, normalised). */
+  fileName: string;
+  cmdline: string;
+  /** Run by the client as `<manager> <cleanup_cmdline>` (cwd = the slot) after it killed the manager's group, and at recovery. */
+  cleanupCmdline?: string;
+  /** This backend's own requirements, in addition to the definition's top-level <requires>. */
+  requires?: PlatformRequirements;
+}
+
 export interface PlatformDefinition {
   name: string;
   userFriendlyName?: string;
   version: string;
-  /** `fileName` is the manager's path inside the folder ('/'-separated, normalised). */
-  manager: { fileName: string; cmdline: string };
+  /**
+   * The manager that runs: the first of `managers` until discovery chooses the backend for this host
+   * (src/discovery/backend.ts), then the chosen one.
+   */
+  manager: ManagerDefinition;
+  /** Every backend, in file order (a single-manager definition has one). */
+  managers: ManagerDefinition[];
   requires: PlatformRequirements;
   files: PlatformFile[];
   /** Absolute path of the platform folder the definition was read from. */

@@ -12,6 +12,7 @@ import { probeHost, type HostInfo, type HostProbes, type HypervisorInfo } from '
 import { resolveHostPlatforms, type PlatformDetectProbes } from '../host/platforms.js';
 import type { HypervisorName } from '../definition/types.js';
 import { evaluateRequirements } from './requirements.js';
+import { chooseBackend, noBackendReasons, readBackendOrder, type BackendChoice, type BackendOrder } from './backend.js';
 
 export type PlatformStatus = 'ok' | 'unsupported' | 'invalid';
 
@@ -38,8 +39,10 @@ export interface DiscoveredPlatform {
   warnings: string[];
   /** Per listed file: size and sha256 results. */
   files: FileCheck[];
-  /** The parsed definition (absent when the definition itself is broken). */
+  /** The parsed definition (absent when the definition itself is broken); its `manager` is the chosen backend. */
   definition?: PlatformDefinition;
+  /** Which backend would run here and why each other one would not (absent when the definition is broken). */
+  backend?: BackendChoice;
 }
 
 export interface DiscoveryResult {
@@ -89,6 +92,11 @@ export interface DiscoverOptions {
   /** Told the total before hashing starts, so a caller can decide whether to show progress. */
   onHashStart?: (bytesTotal: number, files: number) => void;
   signal?: AbortSignal;
+  /**
+   * The volunteer's backend order (backend names, most wanted first; or per platform). Default: the
+   * file `<data>/altplat/backend_order.json` when present; `false` = the definitions' own order.
+   */
+  backendOrder?: BackendOrder | false;
 }
 
 /** Errors that mean the data dir itself is unusable (the CLI exits 2 for them). */
@@ -136,8 +144,18 @@ export async function discoverPlatforms(opts: DiscoverOptions = {}): Promise<Dis
   }
 
   const host = await hostPromise;
+  const order = opts.backendOrder === false ? undefined : opts.backendOrder ?? readBackendOrder(dataDir, warnings);
   for (const s of scanned) {
-    if (s.definition) s.unsupported = evaluateRequirements(s.definition.requires, host);
+    if (!s.definition) continue;
+    s.unsupported = evaluateRequirements(s.definition.requires, host);
+    const { choice, manager } = chooseBackend(s.definition, host, order);
+    s.backend = choice;
+    if (manager) {
+      s.definition.manager = manager;
+      s.manager = s.managers?.[manager.fileName];
+    } else {
+      s.unsupported.push(...noBackendReasons(choice));
+    }
   }
 
   // Hash what the cache could not answer — skipping platforms already invalid for another reason,
@@ -171,6 +189,7 @@ export async function discoverPlatforms(opts: DiscoverOptions = {}): Promise<Dis
       warnings: s.parsed?.warnings ?? [],
       files: s.files,
       ...(s.definition ? { definition: s.definition } : {}),
+      ...(s.backend ? { backend: s.backend } : {}),
     };
   });
 
@@ -252,6 +271,9 @@ interface Scanned {
   parsed?: ParsedDefinition;
   definition?: PlatformDefinition;
   manager?: string;
+  /** Real paths of every sound manager, by file name. */
+  managers?: Record<string, string>;
+  backend?: BackendChoice;
   invalid: Reason[];
   unsupported: Reason[];
   files: FileCheck[];
@@ -291,6 +313,7 @@ function scanFolder(altDir: string, altReal: string, f: Folder, cache: HashCache
   s.files = disk.files;
   s.jobs = disk.jobs;
   s.manager = disk.manager;
+  s.managers = disk.managers;
   return s;
 }
 
@@ -309,6 +332,9 @@ export function discoveryToJson(r: DiscoveryResult) {
       native: p.native,
       advertised: p.advertised,
       warnings: p.warnings,
+      backend: p.backend
+        ? { chosen: p.backend.chosen, candidates: p.backend.candidates.map((c) => ({ name: c.name, status: c.status, reasons: c.reasons.map((x) => ({ code: x.code, message: x.message })) })) }
+        : { chosen: null, candidates: [] },
     })),
     advertised: r.advertised,
     hypervisors: r.host.hypervisors.filter((h): h is HypervisorInfo & { path: string } => h.path !== null)
