@@ -4,7 +4,7 @@
  */
 export { AltplatError, isAltplatError } from './errors.js';
 export { resolveDataDir, defaultDataDir, escapeProjectUrl, dataPaths } from './paths.js';
-export type { PlatformDefinition, PlatformFile, PlatformRequirements, HypervisorRequirement, ManagerDefinition } from './definition/types.js';
+export type { PlatformDefinition, PlatformFile, PlatformRequirements, HypervisorRequirement } from './definition/types.js';
 // discovery (issue 2): definitions, host probes, discovery, install/verify, scheduler request patching
 export * from './discovery/index.js';
 export { ProcessState } from './ipc/contract.js';
