@@ -11,8 +11,8 @@ import { Engine, type ContainerState } from './engine.js';
 import { ensureImage } from './image.js';
 import { containerName, dataDirOfSlot, LABEL_RESULT, LABEL_SLOT, realDir } from './names.js';
 import { collectOutputs, openNoFollow } from './outputs.js';
-import { createArgs, GO_FILE } from './run-args.js';
-import { cgroupCpuSeconds, ensureWorkDir, placeholder } from './workdir.js';
+import { createArgs, GO_FILE, memoryLimitMb, STATUS_FILE } from './run-args.js';
+import { cgroupCpuSeconds, cgroupMemoryLimitHit, ensureWorkDir, placeholder } from './workdir.js';
 
 /** Main loop period: control messages act within it; the program's pid is checked at this rate. */
 const TICK_MS = 200;
@@ -59,6 +59,9 @@ export class ContainerManager {
   private cpuDone = 0;
   private cpuLive = 0;
   private restarts = 0;
+  /** The container's memory cgroup reached its limit at some poll (said when the program dies of SIGKILL). */
+  private memoryHit = false;
+  private memoryMb = 0;
 
   constructor(private readonly o: ContainerManagerOptions) {}
 
@@ -142,7 +145,7 @@ export class ContainerManager {
       if (found.status === 'exited' || found.status === 'stopped') {
         this.live = found;
         log(`the container ${this.name} ended while no manager watched it (status ${found.exitCode})`);
-        return this.judgeExit(found);
+        return await this.judgeExit(found);
       }
       await this.engine.remove(this.name); // created but never started, or half-removed
     }
@@ -151,7 +154,11 @@ export class ContainerManager {
     const inputs = await jobInputs(this.slot, this.job);
     for (const i of inputs) await placeholder(this.workDir, i.openName);
     await fsp.rm(path.join(this.workDir, GO_FILE), { force: true, recursive: true });
+    await fsp.rm(path.join(this.workDir, STATUS_FILE), { force: true, recursive: true });
+    this.memoryHit = false;
     const init = (() => { try { return this.o.app.initData; } catch { return undefined; } })();
+    const memoryBytes = init?.rscMemoryBound && init.rscMemoryBound > 0 ? init.rscMemoryBound : this.config.defaultMemoryMb * (1 << 20);
+    this.memoryMb = memoryLimitMb(memoryBytes);
     const args = createArgs({
       name: this.name,
       image,
@@ -160,7 +167,7 @@ export class ContainerManager {
       workDir: this.workDir,
       inputs,
       labels: { dataDir: dataDirOfSlot(this.slot), slot: realDir(this.slot), result: this.job.resultName, platform: this.job.platform },
-      memoryBytes: init?.rscMemoryBound && init.rscMemoryBound > 0 ? init.rscMemoryBound : this.config.defaultMemoryMb << 20,
+      memoryBytes,
       cpus: init?.ncpus && init.ncpus > 0 ? init.ncpus : 1,
       user: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
       glibcTunables: this.o.glibcTunables ?? '',
@@ -197,7 +204,7 @@ export class ContainerManager {
       if (!alive(live.pid)) {
         const st = await this.waitExited();
         if (!st) return { kind: 'died', why: 'the container is gone' };
-        return this.judgeExit(st);
+        return await this.judgeExit(st);
       }
       const now = Date.now();
       if (!this.paused) runMs += now - lastTick;
@@ -214,6 +221,7 @@ export class ContainerManager {
       if (now - lastPoll >= POLL_MS) {
         lastPoll = now;
         this.cpuLive = (await cgroupCpuSeconds(live.cgroupPath)) ?? this.cpuLive;
+        this.memoryHit ||= await cgroupMemoryLimitHit(live.cgroupPath);
         if (!this.paused) {
           const own = await readFraction(this.workDir);
           app.fractionDone(own ?? (estimate > 0 ? Math.min(0.99, runMs / 1000 / estimate) : 0));
@@ -235,14 +243,23 @@ export class ContainerManager {
   }
 
   /**
-   * A program that ended on its own gives its exit status (137 after the kernel's OOM killer, said as
-   * such). A SIGKILL that the memory limit did not cause came from outside — someone killed the
+   * The program ended when the wrapper recorded its status (STATUS_FILE): that status is the result,
+   * whatever it is. No status means the container's first process was killed — someone killed the
    * container — and the task starts again instead of failing.
    */
-  private judgeExit(st: ContainerState): Outcome {
-    if (st.oomKilled) return { kind: 'exited', exitCode: st.exitCode || KILLED_STATUS, oom: true };
-    if (st.exitCode === KILLED_STATUS) return { kind: 'died', why: 'killed by SIGKILL' };
-    return { kind: 'exited', exitCode: st.exitCode, oom: false };
+  private async judgeExit(st: ContainerState): Promise<Outcome> {
+    const fh = await openNoFollow(this.workDir, STATUS_FILE);
+    if (!fh) return { kind: 'died', why: st.exitCode === KILLED_STATUS ? 'killed by SIGKILL' : `it stopped with status ${st.exitCode} before the program ended` };
+    let text = '';
+    try {
+      const buf = Buffer.alloc(32);
+      const { bytesRead } = await fh.read(buf, 0, 32, 0);
+      text = buf.subarray(0, bytesRead).toString('latin1').trim();
+    } finally {
+      await fh.close();
+    }
+    const code = /^\d{1,3}$/.test(text) ? Number(text) : st.exitCode;
+    return { kind: 'exited', exitCode: code, oom: st.oomKilled || (code === KILLED_STATUS && this.memoryHit) };
   }
 
   /** The program ended: collect its outputs, remove the container, finish with its exit status. */
@@ -250,7 +267,10 @@ export class ContainerManager {
     const { log } = this.o;
     this.cpuLive = (await cgroupCpuSeconds(this.live?.cgroupPath)) ?? this.cpuLive;
     const report = await collectOutputs(this.workDir, this.slot, this.job);
-    if (oom) log(`program killed by the kernel: over its memory limit (rsc_memory_bound); exit status ${exitCode}`);
+    if (exitCode === KILLED_STATUS) {
+      log(oom ? `program killed by SIGKILL: its container reached its memory limit of ${this.memoryMb} MiB (rsc_memory_bound), so it went over its memory limit`
+        : `program killed by SIGKILL inside its container (the kernel's OOM killer does this when a program goes over its memory limit, here ${this.memoryMb} MiB)`);
+    }
     log(`program ended with exit status ${exitCode}; outputs copied: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}${report.tooBig.length ? `; over max_nbytes, not copied: ${report.tooBig.join(', ')}` : ''}`);
     this.ended = true;
     await this.engine.remove(this.name);

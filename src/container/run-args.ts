@@ -4,8 +4,15 @@ import type { JobDescription } from '../job/jobfile.js';
 import type { ContainerConfig } from './config.js';
 import { LABEL_DATA_DIR, LABEL_PLATFORM, LABEL_RESULT, LABEL_SLOT } from './names.js';
 
-/** The file the program's wrapper waits for before it execs the program (see START_GATE below). */
+/** The file the program's wrapper waits for before it starts the program (see createArgs). */
 export const GO_FILE = '.altplat_go';
+/**
+ * The program's exit status, written by the wrapper when the program ends. Its absence when the
+ * container has stopped means the container itself was killed (its first process, the wrapper, got
+ * SIGKILL from outside), not that the program ended: the kernel's OOM killer picks the big program,
+ * never the small shell, so a program killed over its memory limit still leaves its status here.
+ */
+export const STATUS_FILE = '.altplat_status';
 
 export interface CreateInput {
   name: string;
@@ -38,8 +45,8 @@ function mountPath(p: string): string {
  * to files in its job folder, as in the VM). Inputs are bound read-only at their open names inside the
  * job folder — the same paths the VM's guest uses (guest_dir).
  *
- * The container's first process is a busybox shell that lowers its own priority (renice 19) and then
- * waits for GO_FILE: the manager sets SCHED_IDLE on it from the host in between (busybox has no chrt),
+ * The container's first process is a busybox shell that lowers its own priority (renice 19), waits for
+ * GO_FILE, runs the program and records its exit status in STATUS_FILE: the manager sets SCHED_IDLE on it from the host in between (busybox has no chrt),
  * so the program and everything it forks start at the lowest priority — a container lives outside the
  * manager's process group and would otherwise run at the engine's priority.
  */
@@ -47,8 +54,9 @@ export function createArgs(c: CreateInput): string[] {
   const g = c.config.guestDir;
   const argv = [`./${checkOpenName(c.job.mainProgram)}`, ...splitCommandLine(c.job.commandLine)];
   const script = `renice -n 19 -p $$ >/dev/null 2>&1; while [ ! -e ${GO_FILE} ]; do usleep 20000; done; ` +
-    `exec ${argv.map(shQuote).join(' ')} >${GUEST_STDOUT} 2>>${GUEST_STDERR}`;
-  const mb = Math.max(32, Math.ceil(c.memoryBytes / (1 << 20)));
+    `${argv.map(shQuote).join(' ')} >${GUEST_STDOUT} 2>>${GUEST_STDERR}; ` +
+    `s=$?; echo $s > ${STATUS_FILE}.new && mv -f ${STATUS_FILE}.new ${STATUS_FILE}; exit $s`;
+  const mb = memoryLimitMb(c.memoryBytes);
   const args = [
     'create', '--name', c.name,
     '--label', `${LABEL_DATA_DIR}=${c.labels.dataDir}`,
@@ -75,4 +83,9 @@ export function createArgs(c: CreateInput): string[] {
   }
   args.push(c.image, '/bin/sh', '-c', script);
   return args;
+}
+
+/** The container's memory limit in MiB: rsc_memory_bound, but never below 32 MiB (the shell and loader need some). */
+export function memoryLimitMb(bytes: number): number {
+  return Math.max(32, Math.ceil(bytes / (1 << 20)));
 }

@@ -47,3 +47,12 @@ export async function cgroupCpuSeconds(cgroupPath: string | undefined): Promise<
   const m = v2 ? /^usage_usec (\d+)/m.exec(v2) : null;
   return m ? Number(m[1]) / 1e6 : undefined;
 }
+
+/** Has the container's memory cgroup reached its limit (v1 memory.failcnt, v2 memory.events max/oom)? */
+export async function cgroupMemoryLimitHit(cgroupPath: string | undefined): Promise<boolean> {
+  if (!cgroupPath) return false;
+  const v1 = await fsp.readFile(path.join('/sys/fs/cgroup/memory', cgroupPath, 'memory.failcnt'), 'utf8').catch(() => undefined);
+  if (v1 !== undefined) return Number(v1.trim()) > 0;
+  const v2 = await fsp.readFile(path.join('/sys/fs/cgroup', cgroupPath, 'memory.events'), 'utf8').catch(() => undefined);
+  return v2 !== undefined && /^(oom|oom_kill|max) [1-9]/m.test(v2);
+}
