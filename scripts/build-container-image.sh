@@ -24,8 +24,8 @@ cp "$X/busybox-static/bin/busybox" "$R/bin/busybox"
 for app in $("$R/bin/busybox" --list-full); do
   [ -e "$R/$app" ] || [ -L "$R/$app" ] || ln -s /bin/busybox "$R/$app"
 done
-# Every shared library of libc6 (the guest keeps the same set: build-image.sh).
-find "$X/libc6/lib/x86_64-linux-gnu" -maxdepth 1 \( -type f -o -type l \) -name '*.so*' -exec cp -P {} "$R/lib/x86_64-linux-gnu/" \;
+# libc6's shared libraries, selected as build-image.sh selects them for the guest (which keeps them all).
+find "$X/libc6/lib/x86_64-linux-gnu" -maxdepth 1 \( -type f -o -type l \) \( -name '*.so.*' -o -name 'ld-linux-x86-64.so.2' \) -exec cp -P {} "$R/lib/x86_64-linux-gnu/" \;
 ln -s /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$R/lib64/ld-linux-x86-64.so.2"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$R/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
