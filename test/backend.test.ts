@@ -71,14 +71,15 @@ describe('the definition with several managers', () => {
     expect(def.requires).toEqual({ hypervisors: [], arch: [], hwAccel: false, minRamMb: 512 });
   });
 
-  it('a single manager reads as before (one backend, named after the required hypervisor)', () => {
+  it('a single manager reads as before (one backend, its name derived from the required hypervisor)', () => {
     const one = `<alt_platform><name>p</name><version>1.0.0</version><manager><file_name>m</file_name><cmdline>-x</cmdline></manager>
       <requires><hypervisor><name>qemu</name></hypervisor></requires></alt_platform>`;
     const def = parseDefinition(one, { dir: '/d/p', folderName: 'p' }).definition!;
-    expect(def.manager).toEqual({ name: 'qemu', fileName: 'm', cmdline: '-x' });
+    expect(def.manager).toEqual({ fileName: 'm', cmdline: '-x' });
     expect(def.managers).toEqual([def.manager]);
+    expect(chooseBackend(def, host({})).choice).toEqual({ chosen: 'qemu', candidates: [{ name: 'qemu', status: 'chosen', reasons: [] }] });
     const bare = parseDefinition('<alt_platform><name>p</name><version>1.0.0</version><manager><file_name>m</file_name></manager></alt_platform>', { dir: '/d/p' });
-    expect(bare.definition!.manager.name).toBe('default');
+    expect(bare.managerNames).toEqual(['default']);
   });
 
   it('refuses two backends of one name and a bad per-backend requirement', () => {

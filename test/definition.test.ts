@@ -54,6 +54,7 @@ describe('parseDefinition: the elements of shared/docs/design.md', () => {
       userFriendlyName: 'Linux & friends',
       version: '1.2.3',
       manager: { fileName: 'bin/manager', cmdline: '--config qemu_job.xml' },
+      managers: [{ fileName: 'bin/manager', cmdline: '--config qemu_job.xml' }],
       requires: {
         hypervisors: [{ name: 'qemu', versionRange: '>=7.2.0' }, { name: 'virtualbox' }],
         arch: ['x86_64', 'arm64'],

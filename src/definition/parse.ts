@@ -132,17 +132,7 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
 
   const requires = r.one(root, 'requires', false);
   const topRequires: PlatformRequirements = requires ? parseRequires(r, out, requires, 'requires/') : { hypervisors: [], arch: [], hwAccel: false };
-  // Names a volunteer can use in a backend order: given, else derived from what the backend needs.
-  const used = new Set(managers.map((m) => m.name).filter((n): n is string => n !== undefined));
-  for (const m of managers) {
-    if (m.name) continue;
-    const base = m.requires?.hypervisors[0]?.name ?? topRequires.hypervisors[0]?.name ?? 'default';
-    let n = base;
-    for (let i = 2; used.has(n); i++) n = `${base}-${i}`;
-    used.add(n);
-    m.name = n;
-  }
-  out.managerNames = managers.map((m) => m.name!);
+  out.managerNames = backendNames(managers, topRequires);
 
   const files: PlatformFile[] = [];
   const seen = new Set<string>();
@@ -191,6 +181,24 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
   }
   for (const e of r.ignored) out.warnings.push(`unknown element <${e}> ignored`);
   return out;
+}
+
+/**
+ * The backends' names, in file order: each manager's <name>, else derived from what it needs (its
+ * first required hypervisor, else the definition's, else `default`), made unique with `-2`, `-3`. A
+ * definition without <name>s keeps its ManagerDefinition objects exactly as before; the names are
+ * what a volunteer writes in a backend order and what `altplat list` shows.
+ */
+export function backendNames(managers: readonly ManagerDefinition[], top: PlatformRequirements): string[] {
+  const used = new Set(managers.map((m) => m.name).filter((n): n is string => n !== undefined));
+  return managers.map((m) => {
+    if (m.name) return m.name;
+    const base = m.requires?.hypervisors[0]?.name ?? top.hypervisors[0]?.name ?? 'default';
+    let n = base;
+    for (let i = 2; used.has(n); i++) n = `${base}-${i}`;
+    used.add(n);
+    return n;
+  });
 }
 
 /** Backend names: what a volunteer writes in a backend order. */

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { backendNames } from '../definition/parse.js';
 import type { ManagerDefinition, PlatformDefinition, Reason } from '../definition/types.js';
 import type { HostInfo } from '../host/probes.js';
 import { evaluateRequirements } from './requirements.js';
@@ -34,12 +35,14 @@ function orderFor(order: BackendOrder | undefined, platform: string): readonly s
   return rec[platform] ?? rec['*'] ?? [];
 }
 
-/** The definition's backends in the order they are considered. */
-export function orderedManagers(def: PlatformDefinition, order?: BackendOrder): ManagerDefinition[] {
+/** The definition's backends with their names, in the order they are considered. */
+export function orderedManagers(def: PlatformDefinition, order?: BackendOrder): Array<{ name: string; manager: ManagerDefinition }> {
   const all = def.managers?.length ? def.managers : [def.manager];
+  const names = backendNames(all, def.requires);
+  const named = all.map((manager, i) => ({ name: names[i]!, manager }));
   const wanted = orderFor(order, def.name);
-  const first = wanted.map((n) => all.find((m) => m.name === n)).filter((m): m is ManagerDefinition => m !== undefined);
-  return [...new Set([...first, ...all])];
+  const first = wanted.map((n) => named.find((m) => m.name === n)).filter((m): m is { name: string; manager: ManagerDefinition } => m !== undefined);
+  return [...new Set([...first, ...named])];
 }
 
 /**
@@ -49,13 +52,17 @@ export function orderedManagers(def: PlatformDefinition, order?: BackendOrder): 
 export function chooseBackend(def: PlatformDefinition, host: HostInfo, order?: BackendOrder): { choice: BackendChoice; manager?: ManagerDefinition } {
   let chosen: ManagerDefinition | undefined;
   const candidates: BackendCandidate[] = [];
-  for (const m of orderedManagers(def, order)) {
-    const reasons = m.requires ? evaluateRequirements(m.requires, host) : [];
+  let chosenName: string | null = null;
+  for (const { name, manager } of orderedManagers(def, order)) {
+    const reasons = manager.requires ? evaluateRequirements(manager.requires, host) : [];
     const status = reasons.length > 0 ? 'unsupported' : chosen ? 'ok' : 'chosen';
-    if (status === 'chosen') chosen = m;
-    candidates.push({ name: m.name ?? 'default', status, reasons });
+    if (status === 'chosen') {
+      chosen = manager;
+      chosenName = name;
+    }
+    candidates.push({ name, status, reasons });
   }
-  return { choice: { chosen: chosen?.name ?? null, candidates }, ...(chosen ? { manager: chosen } : {}) };
+  return { choice: { chosen: chosenName, candidates }, ...(chosen ? { manager: chosen } : {}) };
 }
 
 /**
