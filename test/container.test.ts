@@ -4,7 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TaskLifecycle } from '../src/tasks/runner.js';
-import { containersOf, PODMAN_FIRST, podman } from './container-fixture.js';
+import { sweepOrphans } from '../src/container/cleanup.js';
+import { Engine } from '../src/container/engine.js';
+import { CONTAINERS_CONF, containersOf, PODMAN_FIRST, podman } from './container-fixture.js';
 import { installReferencePlatform, makeQemuReply, QEMU_PROJECT, sha256File, writeQemuReply } from './qemu-fixture.js';
 
 /**
@@ -299,5 +301,59 @@ awk 'BEGIN { s = "x"; for (;;) s = s s }'
     const { results } = await t.done;
     expect(results[0]).toMatchObject({ outcome: 'aborted' });
     expect(containersOf(t.d)).toEqual([]);
+  }, 120_000);
+});
+
+describe('cleanup of containers left behind', () => {
+  /** A container labelled as the manager labels its own (created, never started). */
+  function labelled(name: string, dataDir: string, slot: string, result: string): void {
+    const image = podman(['images', '--format', '{{.Repository}}:{{.Tag}}']).split('\n').find((l) => l.startsWith('localhost/altplat-rootfs:'))!;
+    podman(['create', '--name', name, '--label', `altplat.data_dir=${dataDir}`, '--label', `altplat.slot=${slot}`,
+      '--label', `altplat.result=${result}`, '--network=none', image, '/bin/sh', '-c', 'sleep 600']);
+  }
+
+  it('`container_manager --cleanup` (cwd = the slot) removes exactly that slot\'s container; the start-up sweep exactly the orphans of its data dir', async () => {
+    const u = `ct_sweep_${process.pid}_`;
+    const d = await dataDir();
+    const other = await fsp.realpath(await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-ct-other-')));
+    dataDirs.push(other);
+    const slot = (dd: string, n: number) => path.join(dd, 'slots', String(n));
+    // slot 1 still holds its task (its job file names it): not an orphan. Slot 2's job is another result's.
+    const jobXml = (result: string) => `<altplat_job>\n<platform>${PLATFORM}</platform>\n<result_name>${result}</result_name>\n<wu_name>w</wu_name>\n<app_name>a</app_name>\n<working_dir>/x</working_dir>\n<main_program>m</main_program>\n<command_line></command_line>\n<rsc_fpops_est>1</rsc_fpops_est>\n<flops>1</flops>\n</altplat_job>\n`;
+    // (a first run imports the rootfs)
+    const first = makeQemuReply([{ result: 'ct_sweep_import', platform: PLATFORM, program: Buffer.from('#!/bin/sh\ntrue\n') }]);
+    const w = writeQemuReply(d, first);
+    expect((await cliJson(d, ['--files', w.filesDir, w.replyFile])).report.results[0]).toMatchObject({ outcome: 'success' });
+    for (const n of [0, 1, 2]) await fsp.mkdir(slot(d, n), { recursive: true });
+    await fsp.mkdir(slot(other, 0), { recursive: true });
+    await fsp.writeFile(path.join(slot(d, 1), 'altplat_job.xml'), jobXml('r1'));
+    await fsp.writeFile(path.join(slot(d, 2), 'altplat_job.xml'), jobXml('someone_else'));
+    labelled(`${u}0`, d, slot(d, 0), 'r0');
+    labelled(`${u}1`, d, slot(d, 1), 'r1');
+    labelled(`${u}2`, d, slot(d, 2), 'r2');
+    labelled(`${u}other`, other, slot(other, 0), 'r0');
+    podman(['create', '--name', `${u}foreign`, podman(['images', '--format', '{{.Repository}}:{{.Tag}}']).split('\n').find((l) => l.startsWith('localhost/altplat-rootfs:'))!, 'true']);
+    try {
+      const manager = path.join(d, 'alt_platforms', PLATFORM, 'container_manager');
+      const { stderr } = await new Promise<{ stderr: string }>((resolve, reject) => {
+        const p = spawn(manager, ['--cleanup'], { cwd: slot(d, 0), stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        p.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+        p.once('error', reject);
+        p.once('exit', (code) => (code === 0 ? resolve({ stderr: err }) : reject(new Error(`cleanup exited ${code}: ${err}`))));
+      });
+      expect(stderr).toContain(`cleanup: removed ${u}0`);
+      expect(containersOf(d).sort()).toEqual([`${u}1`, `${u}2`]);
+
+      // A manager's start-up sweep (the same function) removes the orphans of its data dir: slot 2's
+      // container (its slot holds another task), not slot 1's (its slot still holds its task).
+      const removed = await sweepOrphans(new Engine('podman', CONTAINERS_CONF), d);
+      expect(removed).toEqual([`${u}2`]);
+      expect(containersOf(d)).toEqual([`${u}1`]);
+      expect(containersOf(other)).toEqual([`${u}other`]);
+      expect(podman(['ps', '-a', '--format', '{{.Names}}'])).toContain(`${u}foreign`);
+    } finally {
+      for (const n of ['1', '2', 'other', 'foreign']) podman(['rm', '-f', '--ignore', `${u}${n}`]);
+    }
   }, 120_000);
 });
