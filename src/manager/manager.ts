@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { cpuModelProblem, machineTypeProblem } from '../definition/cpu-baseline.js';
 import { AltplatError } from '../errors.js';
 import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { resolveFilename } from '../ipc/resolve.js';
@@ -69,6 +70,13 @@ export class Manager {
     const { app, log } = this.o;
     this.job = parseJob(await fsp.readFile(this.o.jobFile, 'utf8'));
     this.config = await loadVmConfig(path.resolve(this.o.workingDir, this.o.configFile));
+    // The platform's virtual CPU comes from its definition (through the job file), not from vm_config.xml.
+    const problem = (this.job.cpuModel !== undefined ? cpuModelProblem(this.job.cpuModel) : undefined)
+      ?? (this.job.machineType !== undefined ? machineTypeProblem(this.job.machineType) : undefined);
+    if (problem) throw new AltplatError('JOB_BAD_VALUE', `job description: ${problem}`);
+    this.config.cpuModel = this.job.cpuModel ?? this.config.cpuModel;
+    this.config.machine = this.job.machineType ?? this.config.machine;
+    log(`virtual CPU ${this.config.cpuModel} (enforced), machine ${this.config.machine}`);
     const appOverlay = this.job.appFiles.find((f) => f.openName.endsWith('.qcow2'));
     if (appOverlay) this.config.appOverlay = await resolveFilename(this.slot, appOverlay.openName);
 
