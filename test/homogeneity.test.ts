@@ -168,6 +168,8 @@ describe('homogeneity corpus: the same binary gives the same bits natively at th
     }
     // 32-bit glibc has no FMA/AVX2 libm variants: unpinned and pinned agree.
     expect(native.libm_s32).toBe(baseline.libm_s32);
+    // The full value (with the names older glibc reads) holds this glibc exactly as the short form does.
+    expect(run(bins.libm_s64!, 'glibc.cpu.hwcaps=-AVX,-AVX2,-FMA,-FMA4')).toBe(baseline.libm_s64);
   });
 
   it("the paper's Appendix A builds give in every backend what they give natively, byte for byte (x87 and SSE)", () => {

@@ -95,3 +95,25 @@ export function glibcTunablesFor(cpuModel: string, existing?: string): string | 
   if (t === undefined) return undefined;
   return existing ? `${existing}:${t}` : t;
 }
+
+/**
+ * Libraries that read CPUID themselves, capped at the Nehalem level: values that make them take in a
+ * container the path they take on a Nehalem CPU (in the VM they are no-ops). OpenBLAS (DYNAMIC_ARCH builds)
+ * picks its kernels by core type; Intel MKL caps its dispatch with MKL_ENABLE_INSTRUCTIONS. FFTW has no such
+ * switch (docs/HOMOGENEITY.md).
+ */
+export const NEHALEM_LIBRARY_ENV: Readonly<Record<string, string>> = {
+  OPENBLAS_CORETYPE: 'NEHALEM',
+  MKL_ENABLE_INSTRUCTIONS: 'SSE4_2',
+};
+
+/**
+ * The environment a backend that runs on the host CPU (containers) gives a task of a platform with this CPU
+ * model, so that glibc and the libraries above dispatch as on the model: GLIBC_TUNABLES (joined with
+ * `existingTunables`) and NEHALEM_LIBRARY_ENV. Undefined for a model altplat has no mask for.
+ */
+export function baselineEnvFor(cpuModel: string, existingTunables?: string): Record<string, string> | undefined {
+  const tunables = glibcTunablesFor(cpuModel, existingTunables);
+  if (tunables === undefined) return undefined;
+  return { GLIBC_TUNABLES: tunables, ...NEHALEM_LIBRARY_ENV };
+}
