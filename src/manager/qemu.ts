@@ -233,10 +233,14 @@ export class QemuVm {
       qga = await Promise.race([QgaClient.connect(path.join(socketDir, 'qga.sock'), { connectTimeoutMs: 15_000 }), early]);
     } catch (e) {
       qmp?.destroy();
+      const ownExit = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1_000))]);
       child.kill('SIGKILL');
       await exited;
       await fsp.rm(socketDir, { recursive: true, force: true });
       await fsp.rm(path.join(o.runDir, PIDFILE), { force: true });
+      // The channel closed because QEMU quit during start-up (a CPU model it cannot provide, say): its
+      // stderr says why, which is worth more than "socket closed".
+      if (ownExit && (e as AltplatError).code === 'VM_SOCKET_CLOSED') throw await startFailure(o, ownExit);
       throw e;
     }
     return new QemuVm(o, child, socketDir, qmp, qga, exited);
@@ -403,12 +407,6 @@ async function startFailure(o: StartOptions, e: ExitInfo): Promise<AltplatError>
     return new AltplatError('VM_CPU_MODEL_UNAVAILABLE',
       `${o.accel === 'kvm' ? 'this host' : 'TCG'} cannot provide the platform's CPU model ${o.config.cpuModel} (${missing.map((m) => m.replace(/^.*feature: /, '')).slice(0, 8).join(', ')}); the platform never runs on another model`,
       { accel: o.accel, cpuModel: o.config.cpuModel, stderr: tail(stderr) });
-  }
-  if (/unable to find CPU model/.test(stderr)) {
-    return new AltplatError('VM_CPU_MODEL_UNKNOWN', `this QEMU has no CPU model ${o.config.cpuModel} (the platform needs a newer QEMU)`, { cpuModel: o.config.cpuModel, stderr: tail(stderr) });
-  }
-  if (/unsupported machine type/.test(stderr)) {
-    return new AltplatError('VM_MACHINE_TYPE_UNKNOWN', `this QEMU has no machine type ${o.config.machine} (the platform needs a newer QEMU)`, { machine: o.config.machine, stderr: tail(stderr) });
   }
   if (o.accel === 'kvm' && /kvm|KVM/.test(stderr)) {
     return new AltplatError('VM_KVM_FAILED', `QEMU failed under KVM: ${tail(stderr.trim(), 500)}`, { stderr: tail(stderr), exit: e });
