@@ -10,7 +10,8 @@ import { parseDefinition } from '../src/definition/parse.js';
 import { parseJob, serializeJob, type JobDescription } from '../src/job/jobfile.js';
 import { createOverlay, qemuArgs, startVm, type StartOptions } from '../src/manager/qemu.js';
 import { parseVmConfig } from '../src/manager/vm-config.js';
-import { installReferencePlatform, makeQemuReply, platformConfig, qemuPidsTagged, REPO, writeQemuReply } from './qemu-fixture.js';
+import { TaskLifecycle } from '../src/tasks/runner.js';
+import { installReferencePlatform, makeQemuReply, platformConfig, QEMU_PROJECT, qemuPidsTagged, REPO, writeQemuReply } from './qemu-fixture.js';
 
 /**
  * The platform's one virtual CPU (docs/HOMOGENEITY.md): declared in alt_platform.xml, checked, carried in
@@ -172,6 +173,35 @@ describe('a model the accelerator cannot provide: a clear reason, never another 
     expect(res.stderr).toMatch(/VM_CPU_MODEL_UNAVAILABLE: TCG cannot provide the platform's CPU model Skylake-Client-v1/);
     expect(qemuPidsTagged('cpu_skylake')).toEqual([]);
   }, 120_000);
+});
+
+describe('a checkpoint belongs to the CPU model it was taken on', () => {
+  it('quit keeps a checkpoint recorded with its model; after the platform changes model the task starts over, on the new model', async () => {
+    const d = path.join(tmp, 'ckpt');
+    const dir = installReferencePlatform(d, 'x86_64-pc-linux-gnu');
+    await fsp.writeFile(path.join(d, 'global_prefs_override.xml'), '<global_preferences>\n   <disk_interval>1</disk_interval>\n</global_preferences>\n');
+    const counter = Buffer.from('#!/bin/sh\ni=0\nwhile [ $i -lt 30 ]; do i=$((i+1)); echo "step $i"; usleep 100000; done\n');
+    const { replyFile, filesDir } = writeQemuReply(d, makeQemuReply([{ result: 'cpu_ckpt', platform: 'x86_64-pc-linux-gnu', program: counter }]));
+    const stateFile = path.join(d, 'slots', '0', 'altplat_manager_state.json');
+    const state = () => { try { return JSON.parse(readFileSync(stateFile, 'utf8')) as { checkpoint?: string; cpuModel?: string; machine?: string }; } catch { return undefined; } };
+    const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+    const first = lc.run({ replyFile, filesDir });
+    const deadline = Date.now() + 60_000;
+    while (!state()?.checkpoint && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(state()).toMatchObject({ checkpoint: expect.stringMatching(/^altplat-ckpt-/), cpuModel: 'Nehalem-v1', machine: 'pc-q35-7.2' });
+    await lc.control('cpu_ckpt', 'quit');
+    expect((await first).results[0]).toMatchObject({ outcome: 'quit' });
+
+    const defFile = path.join(dir, 'alt_platform.xml');
+    writeFileSync(defFile, readFileSync(defFile, 'utf8').replace('<cpu_model>Nehalem-v1</cpu_model>', '<cpu_model>Westmere-v1</cpu_model>'));
+    const { results } = await new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 }).run({});
+    expect(results[0], results[0]?.stderr).toMatchObject({ name: 'cpu_ckpt', outcome: 'success', exitStatus: 0 });
+    expect(results[0]!.stderr).toMatch(/checkpoint altplat-ckpt-[ab] was taken on Nehalem-v1\/pc-q35-7\.2, the platform now runs Westmere-v1\/pc-q35-7\.2; starting over/);
+    expect(results[0]!.stderr).not.toContain('restored checkpoint');
+    expect(results[0]!.stderr).toContain('virtual CPU Westmere-v1 (enforced), machine pc-q35-7.2');
+    expect(readFileSync(path.join(d, 'projects', QEMU_PROJECT, 'cpu_ckpt_stdout_txt'), 'utf8')).toBe(`${Array.from({ length: 30 }, (_, i) => `step ${i + 1}`).join('\n')}\n`);
+    expect(qemuPidsTagged('cpu_ckpt')).toEqual([]);
+  }, 180_000);
 });
 
 describe('the glibc baseline for backends that cannot hide the host CPU', () => {

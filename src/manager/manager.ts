@@ -136,7 +136,9 @@ export class Manager {
     let restoreTag: string | undefined;
     if (saved?.checkpoint) {
       const tags = await listSnapshots(this.overlay).catch(() => [] as string[]);
-      if (tags.includes(saved.checkpoint)) restoreTag = saved.checkpoint;
+      const sameCpu = (saved.cpuModel ?? this.config.cpuModel) === this.config.cpuModel && (saved.machine ?? this.config.machine) === this.config.machine;
+      if (!sameCpu) log(`checkpoint ${saved.checkpoint} was taken on ${saved.cpuModel}/${saved.machine}, the platform now runs ${this.config.cpuModel}/${this.config.machine}; starting over`);
+      else if (tags.includes(saved.checkpoint)) restoreTag = saved.checkpoint;
       else log(`checkpoint ${saved.checkpoint} is not in ${TASK_OVERLAY}; starting over`);
     }
     if (restoreTag && saved) {
@@ -154,7 +156,7 @@ export class Manager {
     const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log }));
     this.attach(vm);
     log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel})`);
-    this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, elapsedAtCheckpoint: 0 };
+    this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, cpuModel: this.config.cpuModel, machine: this.config.machine, elapsedAtCheckpoint: 0 };
     await this.checkInterrupts();
     const t0 = Date.now();
     const bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));
