@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { baselineEnvFor, DEFAULT_CPU_MODEL } from '../definition/cpu-baseline.js';
 import { AltplatError } from '../errors.js';
 import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { parseJob, type JobDescription } from '../job/jobfile.js';
@@ -32,8 +33,6 @@ export interface ContainerManagerOptions {
   app: BoincApp;
   log: (line: string) => void;
   exit: (code: number) => void;
-  /** GLIBC_TUNABLES for the platform's baseline CPU. */
-  glibcTunables?: string;
 }
 
 /**
@@ -170,7 +169,7 @@ export class ContainerManager {
       memoryBytes,
       cpus: init?.ncpus && init.ncpus > 0 ? init.ncpus : 1,
       user: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
-      glibcTunables: this.o.glibcTunables ?? '',
+      baselineEnv: this.baselineEnv(),
     });
     const t0 = Date.now();
     await this.engine.must(args);
@@ -184,6 +183,14 @@ export class ContainerManager {
     await fsp.writeFile(path.join(this.workDir, GO_FILE), '');
     log(`started ${this.job.mainProgram} ${this.job.commandLine} in container ${this.name} (pid ${st.pid}) in ${Date.now() - t0} ms`);
     return undefined;
+  }
+
+  /** The environment of the platform's CPU model (the job's <cpu_model>, else the reference default). */
+  private baselineEnv(): Record<string, string> {
+    const model = this.job.cpuModel ?? DEFAULT_CPU_MODEL;
+    const env = baselineEnvFor(model);
+    if (!env) this.o.log(`no glibc baseline is known for CPU model ${model}: the program sees the host's CPU features`);
+    return env ?? {};
   }
 
   private async checkInterrupts(): Promise<void> {

@@ -28,8 +28,11 @@ export interface CreateInput {
   cpus: number;
   /** uid:gid the program runs as: the client's own, so its files in the slot are the client's. */
   user: string;
-  /** GLIBC_TUNABLES for the platform's baseline CPU ('' = none). */
-  glibcTunables: string;
+  /**
+   * What holds glibc (GLIBC_TUNABLES) and CPUID-reading libraries to the platform's virtual CPU: a
+   * container runs on the host's processor, which it cannot hide (src/definition/cpu-baseline.ts).
+   */
+  baselineEnv: Readonly<Record<string, string>>;
 }
 
 /** `--mount` cannot quote: a path with a comma (or a newline) would change the mount's meaning. */
@@ -75,7 +78,7 @@ export function createArgs(c: CreateInput): string[] {
     '--env', 'PATH=/usr/bin:/bin:/usr/sbin:/sbin',
     '--env', `HOME=${g}`,
     '--env', 'LD_LIBRARY_PATH=.',
-    ...(c.glibcTunables ? ['--env', `GLIBC_TUNABLES=${c.glibcTunables}`] : []),
+    ...Object.entries(c.baselineEnv).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
     '--mount', `type=bind,source=${mountPath(c.workDir)},destination=${g}`,
   ];
   for (const i of c.inputs) {

@@ -1,4 +1,5 @@
 import { AltplatError } from '../errors.js';
+import { cpuModelProblem, machineTypeProblem } from './cpu-baseline.js';
 import { checkRelativePath } from './paths.js';
 import { isSemver, isSemverRange } from './semver.js';
 import { HYPERVISOR_NAMES, type HypervisorRequirement, type ManagerDefinition, type PlatformDefinition, type PlatformFile, type PlatformRequirements, type Reason } from './types.js';
@@ -27,13 +28,16 @@ export interface ParsedDefinition {
   managerFile?: string;
   /** Backend names, in file order, as far as they could be read. */
   managerNames?: string[];
+  /** The first manager's `<cpu_model>` / `<machine_type>` when declared and sound. */
+  cpuModel?: string;
+  machineType?: string;
   reasons: Reason[];
   warnings: string[];
 }
 
 const KNOWN: Record<string, ReadonlySet<string>> = {
   alt_platform: new Set(['name', 'user_friendly_name', 'version', 'manager', 'requires', 'file']),
-  manager: new Set(['name', 'file_name', 'cmdline', 'cleanup_cmdline', 'requires']),
+  manager: new Set(['name', 'file_name', 'cmdline', 'cpu_model', 'machine_type', 'cleanup_cmdline', 'requires']),
   requires: new Set(['hypervisor', 'arch', 'hw_accel', 'min_ram_mb']),
   hypervisor: new Set(['name', 'version']),
   file: new Set(['name', 'nbytes', 'sha256', 'shared']),
@@ -96,6 +100,7 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
   if (managerEls.length === 0) r.add('DEF_MISSING_ELEMENT', 'required element <manager> is missing');
   let managersSound = managerEls.length > 0;
   const explicitNames = new Set<string>();
+  let managersSeenCpu = false;
   for (const el of managerEls) {
     r.unknown(el, 'manager', 'manager/');
     const before = out.reasons.length;
@@ -114,6 +119,26 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
       explicitNames.add(mname);
     }
     const cmdline = r.text(el, 'cmdline', false, 'manager/') ?? '';
+    // The platform's virtual CPU: checked here so a value QEMU would read as options never reaches it.
+    const cpu = r.text(el, 'cpu_model', false, 'manager/');
+    let cpuModel: string | undefined;
+    if (cpu !== undefined) {
+      const problem = cpuModelProblem(cpu);
+      if (problem) r.add('DEF_BAD_CPU_MODEL', `<manager/cpu_model>: ${problem}`);
+      else cpuModel = cpu;
+    }
+    const machine = r.text(el, 'machine_type', false, 'manager/');
+    let machineType: string | undefined;
+    if (machine !== undefined) {
+      const problem = machineTypeProblem(machine);
+      if (problem) r.add('DEF_BAD_MACHINE_TYPE', `<manager/machine_type>: ${problem}`);
+      else machineType = machine;
+    }
+    if (managers.length === 0 && !managersSeenCpu) {
+      managersSeenCpu = true;
+      if (cpuModel !== undefined) out.cpuModel = cpuModel;
+      if (machineType !== undefined) out.machineType = machineType;
+    }
     const cleanup = r.text(el, 'cleanup_cmdline', false, 'manager/');
     const reqEl = r.one(el, 'requires', false, 'manager/');
     const req = reqEl ? parseRequires(r, out, reqEl, 'manager/requires/') : undefined;
@@ -125,6 +150,8 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
       ...(mname ? { name: mname } : {}),
       fileName: file,
       cmdline,
+      ...(cpuModel !== undefined ? { cpuModel } : {}),
+      ...(machineType !== undefined ? { machineType } : {}),
       ...(cleanup ? { cleanupCmdline: cleanup } : {}),
       ...(req ? { requires: req } : {}),
     });

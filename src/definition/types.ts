@@ -32,13 +32,20 @@ export interface PlatformFile {
   shared: boolean;
 }
 
-/** One backend of a platform: a `<manager>` element (several may be listed; docs/PLATFORM_FORMAT.md). */
+/** One backend of a platform: a `<manager>` element (SHARED-SHAPES.md; several may be listed: docs/PLATFORM_FORMAT.md). */
 export interface ManagerDefinition {
-  /** The backend's name (`<name>`, else derived: its required hypervisor, else `default`); unique in the definition. */
+  /** The backend's `<name>`; absent = derived (backendNames: its required hypervisor, else `default`). */
   name?: string;
   /** The manager's path inside the folder ('/'-separated, normalised). */
   fileName: string;
   cmdline: string;
+  /**
+   * The platform's virtual CPU (`<cpu_model>`, e.g. Nehalem-v1): given to QEMU's `-cpu` under KVM and TCG
+   * alike, so every host shows a program the same CPUID (docs/HOMOGENEITY.md). Absent = the manager's default.
+   */
+  cpuModel?: string;
+  /** Pinned machine type (`<machine_type>`, e.g. pc-q35-7.2, not the moving `q35` alias). */
+  machineType?: string;
   /** Run by the client as `<manager> <cleanup_cmdline>` (cwd = the slot) after it killed the manager's group, and at recovery. */
   cleanupCmdline?: string;
   /** This backend's own requirements, in addition to the definition's top-level <requires>. */
