@@ -190,6 +190,7 @@ export class ContainerManager {
     const model = this.job.cpuModel ?? DEFAULT_CPU_MODEL;
     const env = baselineEnvFor(model);
     if (!env) this.o.log(`no glibc baseline is known for CPU model ${model}: the program sees the host's CPU features`);
+    else this.o.log(`glibc held to the virtual CPU ${model} (GLIBC_TUNABLES${Object.keys(env).length > 1 ? ` and ${Object.keys(env).filter((k) => k !== 'GLIBC_TUNABLES').join(', ')}` : ''})`);
     return env ?? {};
   }
 
