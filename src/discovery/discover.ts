@@ -186,8 +186,9 @@ export async function discoverPlatforms(opts: DiscoverOptions = {}): Promise<Dis
       version: s.parsed?.version ?? null,
       userFriendlyName: s.parsed?.userFriendlyName ?? null,
       manager: s.manager ?? null,
-      cpuModel: s.parsed?.cpuModel ?? null,
-      machineType: s.parsed?.machineType ?? null,
+      // The chosen backend's virtual CPU (the first manager's while none is chosen or the definition is broken).
+      cpuModel: s.definition?.manager.cpuModel ?? s.parsed?.cpuModel ?? null,
+      machineType: s.definition?.manager.machineType ?? s.parsed?.machineType ?? null,
       reasons,
       native,
       advertised: status === 'ok' && !native,
