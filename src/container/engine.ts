@@ -91,7 +91,8 @@ export class Engine {
 
   /** Kill and remove, waiting for nothing; a container already gone is not an error. */
   async remove(name: string): Promise<void> {
-    const r = await this.run(['rm', '-f', '-t', '0', name]);
+    // (podman's -t 0: no grace period before SIGKILL; docker's rm -f kills at once and has no -t)
+    const r = await this.run(this.name === 'podman' ? ['rm', '-f', '-t', '0', name] : ['rm', '-f', name]);
     if (r.code !== 0 && !/no such container|no container with name/i.test(r.stderr)) {
       throw new AltplatError('CONTAINER_ENGINE_FAILED', `${this.exe} rm -f ${name} failed: ${r.stderr.trim()}`, { name });
     }
