@@ -12,7 +12,7 @@ import { writeInitData } from '../ipc/init-data.js';
 import { createMmapFile } from '../ipc/mmap.js';
 import { writeJobFile } from '../job/jobfile.js';
 import { dataPaths, type DataPaths } from '../paths.js';
-import { readSchedulerReply } from '../scheduler/reply.js';
+import { inputFilesUsed, readSchedulerReply } from '../scheduler/reply.js';
 import type { ParsedReply } from '../scheduler/reply-types.js';
 import { chooseFreeSlot } from '../slots/choose.js';
 import { cleanOutDir, dropPlantedEntries, isRealDirOrMissing, removeInside } from '../slots/clean.js';
@@ -221,7 +221,7 @@ export class TaskLifecycle extends EventEmitter {
       // not the whole run.
       const refused = new Map<string, AltplatError>();
       if (input.filesDir) {
-        for (const info of reply.fileInfos) {
+        for (const info of inputFilesUsed(reply)) {
           try {
             await stageFiles(input.filesDir, projectDir, [info]);
           } catch (e) {
