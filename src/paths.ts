@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { realDataRoot } from './util/owned-dir.js';
 
 /**
  * The BOINC data dir layout altplat reads and writes. altplat owns exactly three places below the data
@@ -45,8 +46,13 @@ export function escapeProjectUrl(masterUrl: string): string {
   return out;
 }
 
+/**
+ * Every path altplat uses in a data dir, built from the data dir resolved once (realpath): the data dir
+ * may itself be a link (Debian's /var/lib/boinc), and the owned-folder checks of src/util/owned-dir.ts
+ * walk down from a root that is real.
+ */
 export function dataPaths(dataDir: string) {
-  const root = path.resolve(dataDir);
+  const root = realDataRoot(dataDir);
   return {
     root,
     altPlatforms: path.join(root, ALT_PLATFORMS_DIR),

@@ -6,6 +6,7 @@ import type { SharedFileStamp } from '../slots/working-copy.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { ExitDecision } from './exit-rules.js';
 import type { ResultReport } from './report.js';
+import { ensureOwnedDir } from '../util/owned-dir.js';
 
 export const JOURNAL_FILE = 'tasks.json';
 const JOURNAL_VERSION = 1;
@@ -65,7 +66,7 @@ export class Journal {
   private constructor(readonly file: string) {}
 
   static async open(stateDir: string): Promise<Journal> {
-    await fsp.mkdir(stateDir, { recursive: true });
+    await ensureOwnedDir(path.dirname(stateDir), path.basename(stateDir)); // i9a: a real folder, never a link
     const j = new Journal(path.join(stateDir, JOURNAL_FILE));
     let text: string | undefined;
     try {

@@ -20,6 +20,7 @@ import { stageFiles } from '../slots/files.js';
 import { checkOutputs, moveCopiedOutputs, moveTrickleUp, readStderrTail } from '../slots/outputs.js';
 import { checkInputs, FINISH_FILE, MMAP_FILE, setupSlot, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
 import { changedSharedOriginals, createWorkingCopy, removeWorkingCopy } from '../slots/working-copy.js';
+import { ensureOwnedDir, isRealDirInside } from '../util/owned-dir.js';
 import { serveControl, type TaskOp, type TaskRequest, type TaskResponse } from './control-socket.js';
 import {
   decideExit, EXIT_ABORTED_BY_CLIENT, EXIT_ABORTED_BY_PROJECT, EXIT_ABORTED_VIA_GUI, FINISH_FILE_CHECK_S, FINISH_FILE_TIMEOUT_S,
@@ -326,6 +327,7 @@ export class TaskLifecycle extends EventEmitter {
       [this.paths.altPlatformsWorking, ownedWorking, () => false],
     ] as const) {
       let names: string[] = [];
+      if (!(await isRealDirInside(this.paths.root, root))) continue; // i9a: a planted link is not swept through
       try {
         names = await fsp.readdir(root);
       } catch (e) {
@@ -388,7 +390,7 @@ export class TaskLifecycle extends EventEmitter {
           message: `couldn't start app: Main program ${main.fileName} is not executable` }, 'MAIN_PROGRAM_NOT_EXECUTABLE');
       }
       // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
-      await fsp.mkdir(slotDir, { recursive: true });
+      await ensureOwnedDir(this.paths.root, path.relative(this.paths.root, slotDir)); // i9a: never mkdir -p through a link
       await setupSlot(slotDir, projectDir, a, { afterFile: () => this.crashPoint('setup_partial') });
       if (!atLeast(r.rec.step, 'slot_ready')) await this.step(r, 'slot_ready');
       if (a.kind === 'alt') {
