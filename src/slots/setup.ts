@@ -52,6 +52,26 @@ export async function checkInputs(projectDir: string, a: Assignment): Promise<vo
   for (const ref of [...a.appVersion.fileRefs, ...a.workunit.fileRefs]) {
     await verifyProjectFile(path.join(projectDir, ref.fileName), a.files[ref.fileName], { projectDir });
   }
+  await checkOutputPaths(projectDir, a);
+}
+
+/**
+ * Before a result is taken on, nothing may wait at its outputs' names in the project dir but a plain
+ * file: a symbolic link (or a hard link to a file elsewhere, or a folder) planted there would be written
+ * through by a native app, or replaced by altplat's move. Such a result is refused (OUTPUT_PATH_PLANTED)
+ * and nothing is touched; dropPlantedOutputs handles one planted after the task was taken on.
+ */
+export async function checkOutputPaths(projectDir: string, a: Assignment): Promise<void> {
+  const { dataRoot } = projectRoots(projectDir);
+  for (const ref of a.result.fileRefs) {
+    const file = path.join(projectDir, ref.fileName);
+    if (!(await assertRealDirInside(dataRoot, path.dirname(file), { allowMissing: true }))) continue;
+    const st = await fsp.lstat(file).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    if (!st || (st.isFile() && st.nlink === 1)) continue;
+    const what = st.isSymbolicLink() ? `a symbolic link (to ${await fsp.readlink(file).catch(() => '?')})`
+      : st.isFile() ? `a hard link (${st.nlink} names)` : 'not a regular file';
+    throw new AltplatError('OUTPUT_PATH_PLANTED', `output ${ref.fileName} already exists in the project dir as ${what}; the result is refused and it is left alone`, { file: ref.fileName });
+  }
 }
 
 /**
