@@ -21,6 +21,7 @@ import { checkOutputs, moveCopiedOutputs, moveTrickleUp, readStderrTail } from '
 import { checkInputs, FINISH_FILE, MMAP_FILE, setupSlot, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
 import { changedSharedOriginals, createWorkingCopy, removeWorkingCopy } from '../slots/working-copy.js';
 import { ensureOwnedDir, isRealDirInside } from '../util/owned-dir.js';
+import { ioError } from '../util/io-error.js';
 import { serveControl, type TaskOp, type TaskRequest, type TaskResponse } from './control-socket.js';
 import {
   decideExit, EXIT_ABORTED_BY_CLIENT, EXIT_ABORTED_BY_PROJECT, EXIT_ABORTED_VIA_GUI, FINISH_FILE_CHECK_S, FINISH_FILE_TIMEOUT_S,
@@ -261,10 +262,11 @@ export class TaskLifecycle extends EventEmitter {
             : rejected(a.result.name, a.platform, e.code, e.message));
           continue;
         }
-        await this.journal.update(a.result.name, {}, {
+        const journaled = await this.journal.update(a.result.name, {}, {
           resultName: a.result.name, assignment: a, step: 'assigned', prematureExits: 0, restarts: 0,
           checkpointCpuTime: 0, fractionDone: 0, elapsed: 0,
-        });
+        }).catch((e: unknown) => ioError(e, 'recording the task in the journal')); // i9a: a full disk is a reason, not a crash
+        if (journaled instanceof AltplatError) { reports.push(rejected(a.result.name, a.platform, journaled.code, journaled.message)); continue; }
         this.crashPoint('assigned');
       }
     }
