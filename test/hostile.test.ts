@@ -12,7 +12,7 @@ import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from './lifecycle-helpers.js';
+import { installAltPlatform, runCli } from './lifecycle-helpers.js';
 
 const LINUX = 'x86_64-pc-linux-gnu';
 const CORPUS = path.resolve('fixtures/hostile');
@@ -21,7 +21,11 @@ const PROJECT = 'example.org_hostile';
 const OWNED = ['data/slots', 'data/alt_platforms_working', 'data/altplat', `data/projects/${PROJECT}`];
 
 interface Plant { path: string; symlink?: string; hardlink?: string; file?: string }
-interface Case { about: string; plant: Plant[]; expect: Record<string, string>; good: boolean; error?: string; dataDirLink?: boolean }
+interface Case {
+  about: string; plant: Plant[]; expect: Record<string, string>; good: boolean; error?: string; dataDirLink?: boolean;
+  /** Install an alternate platform of this name (manager: a copy of /bin/true) before the run. */
+  altPlatform?: string;
+}
 
 const SECRET = 'TOP SECRET canary\n';
 
@@ -90,6 +94,7 @@ async function prepare(name: string, c: Case) {
     else if (p.hardlink) await fsp.link(path.join(base, p.hardlink), at);
     else await fsp.writeFile(at, p.file ?? '');
   }
+  if (c.altPlatform) await installAltPlatform(path.join(base, 'data'), { name: c.altPlatform, manager: '/bin/true' });
   let dataDir = path.join(base, 'data');
   if (c.dataDirLink) {
     // Debian: /var/lib/boinc is a link to /var/lib/boinc-client.
@@ -105,7 +110,7 @@ const cases = readdirSync(CORPUS).filter((n) => n !== 'files' && !n.includes('.'
 describe('hostile-reply corpus (fixtures/hostile): nothing outside the owned folders changes, every case ends with a named reason', () => {
   it('has the cases of issue 9', () => {
     expect(cases).toEqual(expect.arrayContaining(['names', 'input-link-secret', 'output-link', 'output-hardlink', 'project-subdir-link',
-      'project-dir-link', 'slots-link', 'state-link', 'debian-links', 'not-xml']));
+      'project-dir-link', 'projects-link', 'slots-link', 'state-link', 'working-link', 'copy-output-link', 'debian-links', 'not-xml']));
   });
 
   it.each(cases)('%s', async (name) => {

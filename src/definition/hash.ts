@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
-import { ensureOwnedDir } from '../util/owned-dir.js';
+import { ensureOwnedDir, readStateFileSync } from '../util/owned-dir.js';
 
 /** Where the cache lives, relative to the data dir. */
 export const HASH_CACHE_FILE = path.join('altplat', 'hash-cache.json');
@@ -41,7 +41,7 @@ export class HashCache {
   static load(file: string): HashCache {
     const entries = new Map<string, HashCacheEntry>();
     try {
-      const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: number; entries?: Record<string, HashCacheEntry> };
+      const doc = JSON.parse(readStateFileSync(file)) as { version?: number; entries?: Record<string, HashCacheEntry> };
       if (doc && doc.version === 1 && doc.entries && typeof doc.entries === 'object') {
         for (const [k, e] of Object.entries(doc.entries)) {
           if (e && typeof e.sha256 === 'string' && /^[0-9a-f]{64}$/.test(e.sha256)

@@ -6,7 +6,7 @@ import { HYPERVISOR_NAMES, type HypervisorName } from '../definition/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { normaliseArch, qemuSystemArch } from './arch.js';
 import { parseHypervisorVersion } from './version.js';
-import { ensureOwnedDir } from '../util/owned-dir.js';
+import { ensureOwnedDir, readStateFileSync } from '../util/owned-dir.js';
 
 /** What a probe found for one hypervisor. `path === null` means not found (not an error). */
 export interface HypervisorInfo {
@@ -107,7 +107,7 @@ export class ProbeCache {
   static load(file: string): ProbeCache {
     let entries: Record<string, ProbeCacheEntry> = {};
     try {
-      const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: number; entries?: Record<string, ProbeCacheEntry> };
+      const doc = JSON.parse(readStateFileSync(file)) as { version?: number; entries?: Record<string, ProbeCacheEntry> };
       if (doc?.version === 1 && doc.entries && typeof doc.entries === 'object') entries = doc.entries;
     } catch {
       // none yet, or unreadable: probe

@@ -1,4 +1,4 @@
-import { constants as fsc, promises as fsp, realpathSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readFileSync, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 
@@ -155,4 +155,22 @@ export async function moveRegularFile(from: string, to: string): Promise<boolean
   if (!st || !st.isFile()) return false;
   await fsp.rename(from, to);
   return true;
+}
+
+/**
+ * Read one of altplat's own state files (a cache in `<data>/altplat/`) only where altplat owns it: its
+ * folder must be a real folder (not a link to one elsewhere, whose planted "cache" would then be
+ * believed) and the file a regular file opened without following a link. Throws otherwise; callers
+ * treat that as "no cache".
+ */
+export function readStateFileSync(file: string): string {
+  const dir = path.dirname(file);
+  if (!lstatSync(dir).isDirectory()) throw new AltplatError(OWNED_DIR_NOT_REAL, `${dir} is not a real folder`, { path: dir });
+  const fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new AltplatError('NOT_A_REGULAR_FILE', `${file} is not a regular file`, { path: file });
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
