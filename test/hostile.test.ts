@@ -109,7 +109,7 @@ const cases = readdirSync(CORPUS).filter((n) => n !== 'files' && !n.includes('.'
 
 describe('hostile-reply corpus (fixtures/hostile): nothing outside the owned folders changes, every case ends with a named reason', () => {
   it('has the cases of issue 9', () => {
-    expect(cases).toEqual(expect.arrayContaining(['names', 'input-link-secret', 'output-link', 'output-hardlink', 'project-subdir-link',
+    expect(cases).toEqual(expect.arrayContaining(['names', 'input-link-secret', 'input-hardlink-secret', 'output-link', 'output-hardlink', 'project-subdir-link',
       'project-dir-link', 'projects-link', 'slots-link', 'state-link', 'working-link', 'copy-output-link', 'debian-links', 'not-xml']));
   });
 
@@ -149,10 +149,35 @@ describe('hostile-reply corpus (fixtures/hostile): nothing outside the owned fol
       const out = await fsp.readFile(path.join(base, 'data', 'projects', PROJECT, 'out_good'), 'utf8');
       expect(out).toBe('good input\n'); // the rest of the reply still ran
     }
-    // The secret reached no file altplat owns (an input linked to it is never read or copied).
+    // The secret reached no file altplat owns (an input linked to it is never read or copied); the
+    // planted names themselves are the attacker's.
     for (const [k, v] of after) {
-      if (owned(k) && v.startsWith('file ')) expect(readFileSync(path.join(base, k), 'utf8'), k).not.toContain(SECRET.trim());
+      if (owned(k) && v.startsWith('file ') && !c.plant.some((p) => p.path === k)) expect(readFileSync(path.join(base, k), 'utf8'), k).not.toContain(SECRET.trim());
     }
     if (report.results.length > 0) expect(run.code).toBe(report.results.every((r) => r.outcome === 'success') ? 0 : 1);
+  }, 60_000);
+});
+
+describe('a planted <data>/altplat link and altplat list', () => {
+  it('the hash cache is neither read through it (a planted "cache" would vouch for a wrong file) nor written there', async () => {
+    const { base, dataDir } = await prepare('state-link', { about: '', plant: [], expect: {}, good: false });
+    const platformDir = await installAltPlatform(dataDir, { name: 'i686-pc-linux-gnu', manager: '/bin/true' });
+    const config = path.join(platformDir, 'vm_config.xml');
+    const def = path.join(platformDir, 'alt_platform.xml');
+    const wrong = 'f'.repeat(64);
+    await fsp.writeFile(def, (await fsp.readFile(def, 'utf8')).replace('<name>vm_config.xml</name>', `<name>vm_config.xml</name>\n        <sha256>${wrong}</sha256>`));
+    // The outside folder holds a cache that claims vm_config.xml has the (wrong) declared sha256.
+    const st = await fsp.stat(config);
+    await fsp.writeFile(path.join(base, 'canary', 'outside', 'hash-cache.json'),
+      JSON.stringify({ version: 1, entries: { [await fsp.realpath(config)]: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: wrong } } }));
+    await fsp.symlink(path.join(base, 'canary', 'outside'), path.join(dataDir, 'altplat'));
+    const before = await snapshot(base);
+    const run = await runCli(['list', '--json', '--data-dir', dataDir]);
+    const list = JSON.parse(run.stdout) as { platforms: Array<{ name: string; status: string; reasons: Array<{ code: string }> }> };
+    const p = list.platforms.find((x) => x.name === 'i686-pc-linux-gnu')!;
+    expect(p.status).toBe('invalid'); // hashed for real: the planted cache was not believed
+    expect(p.reasons.map((r) => r.code)).toContain('FILE_SHA256_MISMATCH');
+    expect(changesOutsideOwned(before, await snapshot(base))).toEqual([]);
+    expect(await fsp.readdir(path.join(base, 'canary', 'outside'))).toEqual(['deep', 'hash-cache.json', 'keep.txt']);
   }, 60_000);
 });

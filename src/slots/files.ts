@@ -40,6 +40,13 @@ export async function checkProjectFilePath(projectDir: string, file: string, nam
   const { dataRoot, projects } = projectRoots(projectDir);
   if (!(await assertRealDirInside(dataRoot, path.dirname(file), { allowMissing: true }))) return; // missing: the stat says so
   const st = await fsp.lstat(file).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+  // A hard link shares its bytes with a name that may be anywhere on the file system (a secret with the
+  // right md5, say); BOINC's downloads and altplat's staging never make one, so such an input is refused.
+  if (st?.isFile() && st.nlink > 1) {
+    throw new AltplatError('INPUT_HARD_LINKED',
+      `file ${name} in the project dir has ${st.nlink} names (a hard link, maybe to a file outside the data dir); it is not read or used`,
+      { file: name, nlink: st.nlink });
+  }
   if (!st?.isSymbolicLink()) return;
   let real: string;
   try {
@@ -61,7 +68,8 @@ export async function checkProjectFilePath(projectDir: string, file: string, nam
  * Check a project file against its `<nbytes>` and `<md5_cksum>` before any task uses it
  * (client/cs_files.cpp FILE_INFO::verify_file; task_files_present in client/app_start.cpp checks size).
  * With `projectDir`, the path rules of checkProjectFilePath apply first.
- * Throws INPUT_MISSING / INPUT_SIZE_MISMATCH / INPUT_MD5_MISMATCH / INPUT_OUTSIDE_DATA_DIR / OWNED_DIR_NOT_REAL.
+ * Throws INPUT_MISSING / INPUT_SIZE_MISMATCH / INPUT_MD5_MISMATCH / INPUT_OUTSIDE_DATA_DIR / INPUT_HARD_LINKED /
+ * OWNED_DIR_NOT_REAL.
  */
 export async function verifyProjectFile(file: string, info: ReplyFileInfo, opts: { projectDir?: string } = {}): Promise<void> {
   if (opts.projectDir !== undefined) await checkProjectFilePath(opts.projectDir, file, info.name);
