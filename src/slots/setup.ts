@@ -108,7 +108,8 @@ export async function dropPlantedOutputs(projectDir: string, a: Assignment): Pro
 export async function setupSlot(slotDir: string, projectDir: string, a: Assignment,
   hooks: { afterFile?: (openName: string) => void } = {}): Promise<{ skipped: boolean }> {
   // slots/ and slots/N must be real folders of the data dir (the data dir is <slotDir>/../..).
-  await assertRealDirInside(path.dirname(path.dirname(slotDir)), slotDir);
+  const slotsParent = path.dirname(path.dirname(slotDir));
+  await ensureOwnedDir(slotsParent, path.relative(slotsParent, slotDir));
   await dropPlantedOutputs(projectDir, a);
   if (await exists(path.join(slotDir, SETUP_COMPLETE_FILE))) return { skipped: true };
   await checkInputs(projectDir, a);
