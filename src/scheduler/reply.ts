@@ -400,7 +400,7 @@ function abortNames(root: ReplyEl, tag: string): string[] {
 }
 
 export async function readSchedulerReply(file: string, platforms: ReplyPlatforms): Promise<ParsedReply> {
-  let buf: Buffer;
+  let buf: Buffer | undefined;
   try {
     // The size is checked before the bytes are read, so a huge file costs nothing.
     const st = await fsp.stat(file);
@@ -415,5 +415,7 @@ export async function readSchedulerReply(file: string, platforms: ReplyPlatforms
   if (buf.length > MAX_REPLY_BYTES) {
     throw new AltplatError('REPLY_TOO_LARGE', `scheduler reply is ${buf.length} bytes; the limit is ${MAX_REPLY_BYTES} bytes`, { bytes: buf.length, limit: MAX_REPLY_BYTES });
   }
-  return parseSchedulerReply(buf.toString('utf8'), platforms);
+  const text = buf.toString('utf8');
+  buf = undefined; // the bytes can go before the scan: only the text is kept (peak memory, issue 9 item 4)
+  return parseSchedulerReply(text, platforms);
 }
