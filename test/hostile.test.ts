@@ -154,6 +154,10 @@ describe('hostile-reply corpus (fixtures/hostile): nothing outside the owned fol
     for (const [k, v] of after) {
       if (owned(k) && v.startsWith('file ') && !c.plant.some((p) => p.path === k)) expect(readFileSync(path.join(base, k), 'utf8'), k).not.toContain(SECRET.trim());
     }
+    if (c.dataDirLink) {
+      // The data dir reached through a link is still altplat's: its state (journal, probe cache) is kept there.
+      expect((await fsp.readdir(path.join(base, 'data', 'altplat'))).sort()).toEqual(expect.arrayContaining(['probe-cache.json', 'tasks.json']));
+    }
     if (report.results.length > 0) expect(run.code).toBe(report.results.every((r) => r.outcome === 'success') ? 0 : 1);
   }, 60_000);
 });

@@ -10,6 +10,7 @@ import { dataPaths } from '../src/paths.js';
 import { chooseFreeSlot } from '../src/slots/choose.js';
 import { cleanOutDir, removeInside } from '../src/slots/clean.js';
 import { createWorkingCopy } from '../src/slots/working-copy.js';
+import { HashCache } from '../src/definition/hash.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import { assertRealDirInside, ensureOwnedDir, isRealDirInside } from '../src/util/owned-dir.js';
 
@@ -76,5 +77,22 @@ describe('owned folders', () => {
     await writeFileAtomic(path.join(data, 'state.json'), 'new');
     expect(await fsp.readFile(path.join(outside, 'keep.txt'), 'utf8')).toBe('keep');
     expect((await fsp.lstat(path.join(data, 'state.json'))).isFile()).toBe(true);
+  });
+
+  it('a cache of a data dir given through a link (Debian /var/lib/boinc) is still saved in its real altplat/ folder', async () => {
+    const { b, data, outside } = await base();
+    await fsp.symlink(data, path.join(b, 'boinc'));
+    const cache = HashCache.load(path.join(b, 'boinc', 'altplat', 'hash-cache.json'));
+    const file = path.join(outside, 'keep.txt');
+    cache.store(file, await fsp.stat(file), 'a'.repeat(64));
+    expect(await cache.save()).toBeUndefined();
+    expect(await fsp.readdir(path.join(data, 'altplat'))).toEqual(['hash-cache.json']);
+    // The same folder planted as a link: nothing saved there, and a cache there is not read.
+    await fsp.rm(path.join(data, 'altplat'), { recursive: true });
+    await fsp.symlink(outside, path.join(data, 'altplat'));
+    const linked = HashCache.load(path.join(b, 'boinc', 'altplat', 'hash-cache.json'));
+    linked.store(file, await fsp.stat(file), 'b'.repeat(64));
+    expect(await linked.save()).toMatch(/could not save the hash cache.*symbolic link/);
+    expect(await fsp.readdir(outside)).toEqual(['keep.txt']);
   });
 });

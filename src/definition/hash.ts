@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
-import { ensureOwnedDir, readStateFileSync } from '../util/owned-dir.js';
+import { ensureOwnedDir, readStateFileSync, realDataRoot } from '../util/owned-dir.js';
 
 /** Where the cache lives, relative to the data dir. */
 export const HASH_CACHE_FILE = path.join('altplat', 'hash-cache.json');
@@ -93,7 +93,7 @@ export class HashCache {
     if (!this.file || !this.dirty) return undefined;
     const doc = { version: 1, entries: Object.fromEntries([...this.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
     try {
-      await ensureOwnedDir(path.dirname(path.dirname(this.file)), path.basename(path.dirname(this.file)));
+      await ensureOwnedDir(realDataRoot(path.dirname(path.dirname(this.file))), path.basename(path.dirname(this.file)));
       await writeFileAtomic(this.file, JSON.stringify(doc, null, 1) + '\n');
       this.dirty = false;
       return undefined;

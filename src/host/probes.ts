@@ -6,7 +6,7 @@ import { HYPERVISOR_NAMES, type HypervisorName } from '../definition/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { normaliseArch, qemuSystemArch } from './arch.js';
 import { parseHypervisorVersion } from './version.js';
-import { ensureOwnedDir, readStateFileSync } from '../util/owned-dir.js';
+import { ensureOwnedDir, readStateFileSync, realDataRoot } from '../util/owned-dir.js';
 
 /** What a probe found for one hypervisor. `path === null` means not found (not an error). */
 export interface HypervisorInfo {
@@ -140,7 +140,7 @@ export class ProbeCache {
   async save(): Promise<void> {
     if (!this.dirty) return;
     try {
-      await ensureOwnedDir(path.dirname(path.dirname(this.file)), path.basename(path.dirname(this.file)));
+      await ensureOwnedDir(realDataRoot(path.dirname(path.dirname(this.file))), path.basename(path.dirname(this.file)));
       await writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: this.entries }, null, 1) + '\n');
       this.dirty = false;
     } catch {
