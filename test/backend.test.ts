@@ -63,11 +63,11 @@ describe('the definition with several managers', () => {
     const parsed = parseDefinition(THREE, { dir: '/d/p', folderName: 'p' });
     expect(parsed.reasons).toEqual([]);
     const def = parsed.definition!;
-    expect(def.managers.map((m) => m.name)).toEqual(['qemu-kvm', 'podman', 'qemu-tcg']);
-    expect(def.manager).toBe(def.managers[0]);
-    expect(def.managers[1]).toMatchObject({ fileName: 'container_manager', cmdline: '--config container_config.xml', cleanupCmdline: '--cleanup' });
-    expect(def.managers[1]!.requires).toEqual({ hypervisors: [{ name: 'podman', versionRange: '>=4.0.0' }], arch: ['x86_64'], hwAccel: false });
-    expect(def.managers[0]!.requires!.hwAccel).toBe(true);
+    expect(def.managers!.map((m) => m.name)).toEqual(['qemu-kvm', 'podman', 'qemu-tcg']);
+    expect(def.manager).toBe(def.managers![0]);
+    expect(def.managers![1]).toMatchObject({ fileName: 'container_manager', cmdline: '--config container_config.xml', cleanupCmdline: '--cleanup' });
+    expect(def.managers![1]!.requires).toEqual({ hypervisors: [{ name: 'podman', versionRange: '>=4.0.0' }], arch: ['x86_64'], hwAccel: false });
+    expect(def.managers![0]!.requires!.hwAccel).toBe(true);
     expect(def.requires).toEqual({ hypervisors: [], arch: [], hwAccel: false, minRamMb: 512 });
   });
 

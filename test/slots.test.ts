@@ -161,7 +161,7 @@ describe('working copy (alt_platforms_working/slotN)', () => {
     const dataDir = await tempDataDir();
     const platformDir = await installAltPlatform(dataDir, { name: LINUX, manager: '/bin/true', sharedBytes: 64 << 20 });
     const def: PlatformDefinition = {
-      name: LINUX, version: '1.0.0', manager: { fileName: 'manager', cmdline: '' }, managers: [{ fileName: 'manager', cmdline: '' }], dir: platformDir, ignoredElements: [],
+      name: LINUX, version: '1.0.0', manager: { fileName: 'manager', cmdline: '' }, dir: platformDir, ignoredElements: [],
       requires: { hypervisors: [], arch: [], hwAccel: false },
       files: [{ name: 'image/base.img', shared: true }, { name: 'vm_config.xml', shared: false }],
     };

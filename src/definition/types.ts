@@ -61,8 +61,11 @@ export interface PlatformDefinition {
    * (src/discovery/backend.ts), then the chosen one.
    */
   manager: ManagerDefinition;
-  /** Every backend, in file order (a single-manager definition has one). */
-  managers: ManagerDefinition[];
+  /**
+   * Every backend, in file order (a single-manager definition has one). parseDefinition always fills it;
+   * optional so that a definition built by hand with only `manager` stays valid (it is then the one backend).
+   */
+  managers?: ManagerDefinition[];
   requires: PlatformRequirements;
   files: PlatformFile[];
   /** Absolute path of the platform folder the definition was read from. */
