@@ -5,17 +5,23 @@ import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { resolveFilename } from '../ipc/resolve.js';
 import { JOB_FILE, parseJob, type JobDescription } from '../job/jobfile.js';
 import { constants as osConstants } from 'node:os';
-import { copyIn, copyOut, missingInterpreter, readGuestFraction, startProgram } from './guest-job.js';
+import { copyIn, copyOut, copyOutputViaAgent, missingInterpreter, readGuestFraction, startProgram } from './guest-job.js';
+import { buildJobDisk, copyOutDisk, diskTools, JOB_DISK, mountJobDisk, type DiskTools } from './job-disk.js';
 import { createOverlay, killOrphanVm, listSnapshots, startVm, type QemuVm } from './qemu.js';
 import { readState, TASK_OVERLAY, writeState, type ManagerState } from './state.js';
 import { loadVmConfig, type VmConfig } from './vm-config.js';
 
 /** The two rolling checkpoint tags: the new one is complete before the old one is deleted. */
 const CHECKPOINT_TAGS = ['altplat-ckpt-a', 'altplat-ckpt-b'] as const;
-/** Main loop period; control events act at once, this paces polling of the guest. */
-const TICK_MS = 200;
-/** How often the guest program's status and fraction_done file are read. */
-const GUEST_POLL_MS = 1000;
+/**
+ * Polling of the guest program's exit (guest-exec-status): every EXIT_POLL_MIN_MS at first, backing
+ * off to EXIT_POLL_MAX_MS, so a short program's exit is seen at once and a long one's within ~50 ms
+ * for a round trip that costs the guest well under a millisecond. Control events act at once anyway.
+ */
+const EXIT_POLL_MIN_MS = 5;
+const EXIT_POLL_MAX_MS = 50;
+/** How often fraction_done is read and reported, and the checkpoint timer looked at. */
+const PROGRESS_POLL_MS = 1000;
 /**
  * Exit status when the guest cannot start the main program at all (its ELF loader or `#!`
  * interpreter is missing): 127, what the guest's shell itself reports for a command it cannot run.
@@ -59,11 +65,13 @@ export class Manager {
   private lastCheckpointAt = Date.now();
   private vmRestarts = 0;
   private paused = false;
+  private tools?: DiskTools;
 
   constructor(private readonly o: ManagerOptions) {}
 
   private get slot(): string { return this.o.slotDir; }
   private get overlay(): string { return path.join(this.slot, TASK_OVERLAY); }
+  private get jobDisk(): string { return path.join(this.slot, JOB_DISK); }
 
   async run(): Promise<never> {
     const { app, log } = this.o;
@@ -80,6 +88,7 @@ export class Manager {
     // Whatever way this process ends, its VM ends with it (a VM without its manager only burns CPU).
     process.on('exit', () => { if (this.vm && !this.vm.hasExited) try { process.kill(this.vm.pid, 'SIGKILL'); } catch { /* gone */ } });
 
+    this.tools = await diskTools();
     const killed = await killOrphanVm(this.slot, this.job.resultName);
     if (killed) log(`ended the VM (pid ${killed}) left by an earlier run of this task`);
 
@@ -134,7 +143,8 @@ export class Manager {
     if (restoreTag && saved) {
       this.state = saved;
       const t0 = Date.now();
-      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel }));
+      const jobDisk = saved.dataPath === 'disk' ? this.jobDisk : undefined;
+      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel, jobDisk }));
       this.attach(vm);
       log(`restored checkpoint ${restoreTag} in ${Date.now() - t0} ms; re-attaching to guest pid ${saved.guestPid}`);
       this.runSecs = 0;
@@ -143,14 +153,26 @@ export class Manager {
     }
     await this.checkInterrupts();
     await createOverlay(this.overlay, this.config.baseDisk, this.config.appOverlay);
-    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log }));
+    let t0 = Date.now();
+    let bytes = 0;
+    const jobDisk = this.tools ? this.jobDisk : undefined;
+    if (this.tools) {
+      bytes = await buildJobDisk(this.tools, this.slot, this.job);
+      log(`job disk: ${bytes} bytes of the job's files in ${Date.now() - t0} ms`);
+    }
+    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log, jobDisk }));
     this.attach(vm);
     log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel})`);
-    this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, elapsedAtCheckpoint: 0 };
+    this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, elapsedAtCheckpoint: 0, dataPath: jobDisk ? 'disk' : 'agent' };
     await this.checkInterrupts();
-    const t0 = Date.now();
-    const bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));
-    log(`copied ${bytes} bytes into the guest in ${Date.now() - t0} ms`);
+    t0 = Date.now();
+    if (jobDisk) {
+      await this.guard(mountJobDisk(vm.qga, this.config.guestDir, this.job.mainProgram));
+      log(`job disk mounted at ${this.config.guestDir} in ${Date.now() - t0} ms`);
+    } else {
+      bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));
+      log(`copied ${bytes} bytes into the guest through the agent in ${Date.now() - t0} ms`);
+    }
     const missing = await this.guard(missingInterpreter(vm.qga, this.slot, this.job));
     if (missing) throw new CannotStart(missing);
     await this.checkInterrupts();
@@ -209,8 +231,9 @@ export class Manager {
     const pid = this.state.guestPid;
     if (pid === undefined) throw new AltplatError('MANAGER_NO_PROGRAM', 'no guest program to supervise');
     const estimate = this.job.flops > 0 && this.job.rscFpopsEst > 0 ? this.job.rscFpopsEst / this.job.flops : 0;
-    let lastPoll = 0;
+    let lastProgress = 0;
     let lastTick = Date.now();
+    let delay = EXIT_POLL_MIN_MS;
     for (;;) {
       const vm = this.vm!;
       await this.checkInterrupts();
@@ -218,7 +241,6 @@ export class Manager {
       const now = Date.now();
       if (!this.paused) this.runSecs += (now - lastTick) / 1000;
       lastTick = now;
-      this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
 
       if (app.suspended && !this.paused) {
         await this.guard(vm.pause());
@@ -227,13 +249,14 @@ export class Manager {
       } else if (!app.suspended && this.paused) {
         await this.guard(vm.resume());
         this.paused = false;
+        delay = EXIT_POLL_MIN_MS;
         log('resumed: VM running');
       }
 
-      if (!this.paused && now - lastPoll >= GUEST_POLL_MS) {
-        lastPoll = now;
+      if (!this.paused) {
         const st = await this.guard(vm.qga.execStatus(pid));
         if (st.exited) {
+          this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
           if (st.exitCode !== undefined || st.signal === undefined) return st.exitCode ?? 128;
           // Killed by a signal in the guest: said plainly, and reported as 128 + the signal number,
           // the status a shell gives such a program (the result then carries that exit status).
@@ -241,13 +264,20 @@ export class Manager {
           log(`program killed by signal ${st.signal} (${name}) in the guest; exit status ${128 + st.signal}`);
           return 128 + st.signal;
         }
+      }
+      if (!this.paused && now - lastProgress >= PROGRESS_POLL_MS) {
+        lastProgress = now;
+        this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
         const own = await this.guard(readGuestFraction(vm.qga, this.config.guestDir));
         const elapsed = this.state.elapsedAtCheckpoint + this.runSecs;
         app.fractionDone(own ?? (estimate > 0 ? Math.min(0.99, elapsed / estimate) : 0));
         const period = checkpointPeriodSec(app);
         if (period > 0 && now - this.lastCheckpointAt >= period * 1000) await this.checkpoint();
+      } else if (this.paused) {
+        this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
       }
-      await this.sleep(TICK_MS);
+      await this.sleep(this.paused ? PROGRESS_POLL_MS : delay);
+      delay = Math.min(EXIT_POLL_MAX_MS, delay * 2);
     }
   }
 
@@ -276,10 +306,20 @@ export class Manager {
   /** The program ended: collect its outputs, power off, and finish with its exit code. */
   private async complete(exitCode: number): Promise<never> {
     const vm = this.vm!;
-    const report = await this.guard(copyOut(vm.qga, this.slot, this.job, this.config.guestDir));
-    this.o.log(`program ended with exit status ${exitCode}; outputs copied: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}${report.tooBig.length ? `; over max_nbytes, not copied: ${report.tooBig.join(', ')}` : ''}`);
+    const t0 = Date.now();
+    const { qga } = vm;
+    const gd = this.config.guestDir;
+    const viaAgent = (name: string, r: Parameters<typeof copyOutputViaAgent>[5]) => copyOutputViaAgent(qga, this.slot, this.job, gd, name, r);
+    const onDisk = this.tools && vm.opts.jobDisk
+      ? await this.guard(copyOutDisk(this.tools, qga, this.slot, this.job, gd, viaAgent, this.o.log))
+      : undefined;
+    const report = onDisk ?? await this.guard(copyOut(qga, this.slot, this.job, gd));
+    this.o.log(`program ended with exit status ${exitCode}; outputs copied${onDisk ? ' from the job disk' : ''} in ${Date.now() - t0} ms: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}${report.tooBig.length ? `; over max_nbytes, not copied: ${report.tooBig.join(', ')}` : ''}`);
     this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
-    await vm.powerOff();
+    // With the job disk read, nothing in the guest is needed any more: QEMU is quit from the host
+    // (no guest shutdown to wait for). Through the agent, the guest powers off cleanly as before.
+    if (onDisk) await vm.quit();
+    else await vm.powerOff();
     this.vm = undefined;
     return this.o.app.finish(exitCode);
   }

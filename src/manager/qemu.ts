@@ -124,6 +124,12 @@ export interface StartOptions {
   accel: 'kvm' | 'tcg';
   /** Restore this internal snapshot at start (`-loadvm`). */
   loadvm?: string;
+  /** The task's job disk (job-disk.ts), a qcow2 attached as the second virtio-blk disk (/dev/vdb). */
+  jobDisk?: string;
+  /** A saved booted state's disk (boot-state.ts), read-only, between the base and the task overlay. */
+  stateDisk?: string;
+  /** Resume the saved booted state whose memory image is this file (`-incoming`). */
+  incoming?: string;
   /** Add a user-mode NIC; off unless the job asks for network. */
   network?: boolean;
   /** nice value for QEMU; BOINC runs science at the lowest priority. */
@@ -164,13 +170,27 @@ export function qemuArgs(o: StartOptions, socketDir: string): string[] {
     args.push('-blockdev', `driver=file,filename=${blockPath(c.appOverlay)},node-name=app-file,read-only=on`,
       '-blockdev', 'driver=qcow2,file=app-file,node-name=app,backing=base,read-only=on');
   }
+  let below = c.appOverlay ? 'app' : 'base';
+  if (o.stateDisk) {
+    args.push('-blockdev', `driver=file,filename=${blockPath(o.stateDisk)},node-name=state-file,read-only=on`,
+      '-blockdev', `driver=qcow2,file=state-file,node-name=state,backing=${below},read-only=on`);
+    below = 'state';
+  }
   args.push(
     '-blockdev', `driver=file,filename=${blockPath(o.overlay)},node-name=file0,discard=unmap`,
-    '-blockdev', `driver=qcow2,file=file0,node-name=disk0,backing=${c.appOverlay ? 'app' : 'base'}`,
+    '-blockdev', `driver=qcow2,file=file0,node-name=disk0,backing=${below}`,
     '-device', 'virtio-blk-pci,drive=disk0,id=vblk0',
   );
+  if (o.jobDisk) {
+    // backing: the job disk's own raw image, named in the overlay (it sits next to it in the slot).
+    args.push('-blockdev', `driver=file,filename=${blockPath(o.jobDisk)},node-name=jobfile0,discard=unmap`,
+      '-blockdev', 'driver=qcow2,file=jobfile0,node-name=job0',
+      '-device', 'virtio-blk-pci,drive=job0,id=vblk1');
+  }
   if (o.network) args.push('-nic', 'user,model=virtio-net-pci');
   if (o.loadvm) args.push('-loadvm', o.loadvm);
+  // exec: runs under /bin/sh; the path is single-quoted for it.
+  if (o.incoming) args.push('-incoming', `exec:cat '${path.resolve(o.incoming).replace(/'/g, `'\\''`)}'`);
   return args;
 }
 
@@ -303,13 +323,18 @@ export class QemuVm {
 
   /** Internal snapshot of RAM + disk as a QMP job (snapshot-save), stored in the task overlay. */
   async saveSnapshot(tag: string): Promise<void> {
-    await this.qmp.runJob('snapshot-save', { 'job-id': `save-${tag}`, tag, vmstate: 'disk0', devices: ['disk0'] });
+    await this.qmp.runJob('snapshot-save', { 'job-id': `save-${tag}`, tag, vmstate: 'disk0', devices: this.snapshotDevices });
+  }
+
+  /** Every writable disk: a checkpoint holds the system disk and the job disk together. */
+  get snapshotDevices(): string[] {
+    return this.opts.jobDisk ? ['disk0', 'job0'] : ['disk0'];
   }
 
   async loadSnapshot(tag: string): Promise<void> {
     const wasRunning = (await this.qmp.queryStatus()) === 'running';
     try {
-      await this.qmp.runJob('snapshot-load', { 'job-id': `load-${tag}`, tag, vmstate: 'disk0', devices: ['disk0'] });
+      await this.qmp.runJob('snapshot-load', { 'job-id': `load-${tag}`, tag, vmstate: 'disk0', devices: this.snapshotDevices });
     } finally {
       // QEMU stops the VM for the load and only restarts it on success; a failed load must not
       // leave a running task frozen.
@@ -319,7 +344,7 @@ export class QemuVm {
   }
 
   async deleteSnapshot(tag: string): Promise<void> {
-    await this.qmp.runJob('snapshot-delete', { 'job-id': `delete-${tag}`, tag, devices: ['disk0'] });
+    await this.qmp.runJob('snapshot-delete', { 'job-id': `delete-${tag}`, tag, devices: this.snapshotDevices });
   }
 
   /** CPU seconds (user + system) QEMU has used so far; 0 once it has exited. */

@@ -1,0 +1,239 @@
+import { execFile } from 'node:child_process';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { AltplatError } from '../errors.js';
+import { resolveFilename } from '../ipc/resolve.js';
+import type { JobDescription } from '../job/jobfile.js';
+import { checkOpenName, GUEST_STDERR, GUEST_STDERR_KEEP, GUEST_STDOUT, jobInputs, STDOUT_OPEN_NAME, type CopyOutReport } from './guest-job.js';
+import { shQuote } from './cmdline.js';
+import type { QgaClient } from './qga.js';
+import { QEMU_IMG } from './qemu.js';
+
+const execFileP = promisify(execFile);
+
+/**
+ * The job disk: the data path at disk speed (issue 10 item 3). The job's files go in as an ext4 image
+ * made on the host without root (`mke2fs -d` from a folder of hard links), layered under a qcow2 overlay
+ * (internal snapshots need every writable disk to be qcow2) and mounted at the guest's job directory;
+ * the outputs come back by reading that file system on the host (`qemu-img convert` to raw, then
+ * e2fsprogs' `debugfs`), never by following anything of the guest's on the host. The guest agent stays
+ * for control and for what the disk cannot answer (symlinks, special files, odd names), which keeps
+ * today's outcome for those: the agent opens them inside the guest.
+ */
+export const JOB_DISK_RAW = 'altplat_job.raw';
+export const JOB_DISK = 'altplat_job.qcow2';
+const JOB_DISK_STAGE = 'altplat_job.stage';
+const JOB_DISK_READ = 'altplat_job.read';
+/**
+ * Fixed capacity of the job disk: a guest resumed from a saved booted state keeps the capacity its
+ * driver read at boot, so every task's disk has this size. Sparse: only what is written is allocated.
+ */
+export const JOB_DISK_BYTES = 16 * 2 ** 30;
+/** The guest device the job disk is (second virtio-blk after the system disk). */
+export const JOB_DEVICE = '/dev/vdb';
+
+const TOOL_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+/** Absolute path of an e2fsprogs tool (the client's PATH may lack the sbin dirs), or undefined. */
+export async function findTool(name: string): Promise<string | undefined> {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), ...TOOL_DIRS];
+  for (const d of dirs) {
+    const p = path.join(d, name);
+    try {
+      await fsp.access(p, fsConstants.X_OK);
+      return p;
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+export interface DiskTools { mke2fs: string; debugfs: string }
+
+/** The tools the disk path needs; undefined (agent path) when one is missing or ALTPLAT_DATA_PATH=agent. */
+export async function diskTools(): Promise<DiskTools | undefined> {
+  if (process.env.ALTPLAT_DATA_PATH === 'agent') return undefined;
+  const [mke2fs, debugfs] = await Promise.all([findTool('mke2fs'), findTool('debugfs')]);
+  return mke2fs && debugfs ? { mke2fs, debugfs } : undefined;
+}
+
+async function qemuImg(args: string[]): Promise<void> {
+  try {
+    await execFileP(QEMU_IMG, args);
+  } catch (e) {
+    throw new AltplatError('VM_JOB_DISK_FAILED', `qemu-img ${args.join(' ')} failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`, { args }, { cause: e });
+  }
+}
+
+/** An empty qcow2 of the job disk's capacity: the placeholder a saved booted state is made with. */
+export async function createPlaceholderJobDisk(file: string): Promise<void> {
+  await fsp.rm(file, { force: true });
+  await qemuImg(['create', '-q', '-f', 'qcow2', file, String(JOB_DISK_BYTES)]);
+}
+
+/**
+ * Builds the task's job disk in the slot from the main program, app files and inputs (soft links
+ * resolved on the host, as the agent copy does): returns the bytes put in. Rebuilt from scratch on
+ * every fresh start; a checkpoint's disk is never rebuilt.
+ */
+export async function buildJobDisk(tools: DiskTools, slotDir: string, job: JobDescription): Promise<number> {
+  const stage = path.join(slotDir, JOB_DISK_STAGE);
+  const raw = path.join(slotDir, JOB_DISK_RAW);
+  const overlay = path.join(slotDir, JOB_DISK);
+  await Promise.all([stage, raw, overlay, `${raw}.tmp`].map((p) => fsp.rm(p, { recursive: true, force: true })));
+  await fsp.mkdir(stage);
+  let bytes = 0;
+  try {
+    for (const f of await jobInputs(slotDir, job)) {
+      const real = await fsp.realpath(f.host);
+      const dest = path.join(stage, f.openName);
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      // A hard link costs nothing; mke2fs copies the bytes into the image. A copy where links cannot be made.
+      await fsp.link(real, dest).catch(() => fsp.copyFile(real, dest, fsConstants.COPYFILE_FICLONE));
+      bytes += (await fsp.stat(dest)).size;
+    }
+    // No journal: a checkpoint is a snapshot of RAM and disks together, and the host reads the disk
+    // only after the guest has made it read-only. Lazy init: nothing but the metadata is written.
+    try {
+      await execFileP(tools.mke2fs, ['-q', '-F', '-t', 'ext4', '-O', '^has_journal', '-E', 'lazy_itable_init=1,root_owner=0:0',
+        '-L', 'altplat-job', '-d', stage, `${raw}.tmp`, `${JOB_DISK_BYTES / 1024}k`], { maxBuffer: 16 << 20 });
+    } catch (e) {
+      throw new AltplatError('VM_JOB_DISK_FAILED', `mke2fs -d of the job's files failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`, {}, { cause: e });
+    }
+    await fsp.rename(`${raw}.tmp`, raw);
+    await qemuImg(['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', raw, `${overlay}.tmp`, String(JOB_DISK_BYTES)]);
+    await fsp.rename(`${overlay}.tmp`, overlay);
+  } finally {
+    await fsp.rm(stage, { recursive: true, force: true });
+  }
+  return bytes;
+}
+
+/**
+ * Mounts the job disk at the guest's job directory and makes the main program executable. Buffers of
+ * the device are dropped first: a guest resumed from a saved state read the placeholder's first blocks
+ * at boot (partition scan), and the task's disk is another one of the same size.
+ */
+export async function mountJobDisk(qga: QgaClient, guestDir: string, mainProgram: string): Promise<void> {
+  const gd = shQuote(guestDir);
+  await qga.run('/bin/sh', ['-c', `mkdir -p ${gd} && blockdev --flushbufs ${JOB_DEVICE} && mount -t ext4 -o noatime ${JOB_DEVICE} ${gd} && chmod 755 ${gd}/${shQuote(checkOpenName(mainProgram))}`]);
+}
+
+interface DiskEntry { type: string; size: number }
+
+/** What a name is in the file system image: `debugfs stat`; undefined when it does not exist. */
+async function statInImage(tools: DiskTools, image: string, name: string): Promise<DiskEntry | undefined> {
+  const { stdout, stderr } = await execFileP(tools.debugfs, ['-R', `stat "/${name}"`, image], { maxBuffer: 4 << 20 });
+  if (/File not found|not found by ext2_lookup/i.test(stderr)) return undefined;
+  const type = /Type:\s+(\S+)/.exec(stdout)?.[1];
+  const size = /\bSize:\s+(\d+)/.exec(stdout)?.[1];
+  if (!type || size === undefined) {
+    throw new AltplatError('VM_JOB_DISK_FAILED', `debugfs stat /${name}: unexpected answer: ${(stderr || stdout).slice(0, 300)}`, { name });
+  }
+  return { type, size: Number(size) };
+}
+
+/** Copies a regular file out of the image to `dest` (a fresh path of ours); checks the size. */
+async function dumpFromImage(tools: DiskTools, image: string, name: string, dest: string, size: number): Promise<void> {
+  await execFileP(tools.debugfs, ['-R', `dump "/${name}" "${dest}"`, image], { maxBuffer: 4 << 20 });
+  const st = await fsp.lstat(dest).catch(() => undefined);
+  if (!st?.isFile() || st.size !== size) {
+    throw new AltplatError('VM_JOB_DISK_FAILED', `debugfs dump of /${name} gave ${st ? st.size : 'no file'} bytes, expected ${size}`, { name });
+  }
+}
+
+/** A name debugfs's command parser takes as it is inside double quotes; anything else goes through the agent. */
+const plainName = (n: string) => /^[^"\\\x00-\x1f\x7f]+$/.test(n);
+
+/**
+ * After the program ended: the guest makes the job file system read-only (everything on the disk),
+ * the host reads it. Same rules as the agent copy (guest-job.ts copyOut): stdout to `stdout.txt`,
+ * the end of stderr appended to stderr.txt, declared outputs to where their open names resolve (temp +
+ * rename), missing ones reported, ones over max_nbytes left as a sparse file of the real size. A symlink,
+ * special file or odd name is fetched through the agent instead, inside the guest, as before.
+ * `viaAgent` is the agent copy for one output; returns undefined when the disk could not be used at all.
+ */
+export async function copyOutDisk(tools: DiskTools, qga: QgaClient, slotDir: string, job: JobDescription, guestDir: string,
+  viaAgent: (openName: string, report: CopyOutReport) => Promise<void>, log: (s: string) => void): Promise<CopyOutReport | undefined> {
+  try {
+    await qga.run('/bin/sh', ['-c', `sync && mount -o remount,ro ${shQuote(guestDir)}`]);
+  } catch (e) {
+    log(`the job disk could not be made read-only in the guest (${(e as Error).message}); copying outputs through the agent`);
+    return undefined;
+  }
+  const readDir = path.join(slotDir, JOB_DISK_READ);
+  await fsp.rm(readDir, { recursive: true, force: true });
+  await fsp.mkdir(readDir);
+  try {
+    const image = path.join(readDir, 'fs.raw');
+    // -U: QEMU still has the disk open; the guest's remount flushed it (qcow2 metadata included).
+    await qemuImg(['convert', '-U', '-f', 'qcow2', '-O', 'raw', path.join(slotDir, JOB_DISK), image]);
+    const report: CopyOutReport = { copied: [], missing: [], tooBig: [] };
+    let n = 0;
+    const tmp = () => path.join(readDir, `out${n++}`);
+    // Next to the destination, so the final rename stays on one file system; removed first (a stale
+    // entry of that name, even a symlink, is never written through).
+    const tmpNextTo = async (host: string) => {
+      const t = `${host}.altplat-pull-${process.pid}`;
+      await fsp.rm(t, { force: true });
+      return t;
+    };
+
+    const err = await statInImage(tools, image, GUEST_STDERR);
+    if (err?.type === 'regular' && err.size > 0) {
+      const t = tmp();
+      await dumpFromImage(tools, image, GUEST_STDERR, t, err.size);
+      const fh = await fsp.open(t, 'r');
+      try {
+        const keep = Math.min(err.size, GUEST_STDERR_KEEP);
+        const buf = Buffer.alloc(keep);
+        await fh.read(buf, 0, keep, err.size - keep);
+        await fsp.appendFile(path.join(slotDir, 'stderr.txt'), buf);
+      } finally {
+        await fh.close();
+      }
+    }
+    for (const out of job.outputs) {
+      checkOpenName(out.openName);
+      const name = out.openName === STDOUT_OPEN_NAME ? GUEST_STDOUT : out.openName;
+      if (!plainName(name)) {
+        await viaAgent(out.openName, report);
+        continue;
+      }
+      const ent = await statInImage(tools, image, name);
+      if (!ent) {
+        report.missing.push(out.openName);
+        continue;
+      }
+      if (ent.type !== 'regular') {
+        await viaAgent(out.openName, report);
+        continue;
+      }
+      const host = await resolveFilename(slotDir, out.openName);
+      const t = await tmpNextTo(host);
+      if (out.maxNbytes && out.maxNbytes > 0 && ent.size > out.maxNbytes) {
+        // As the agent path: not copied, a sparse file of the real size for the client to refuse.
+        await fsp.writeFile(t, '');
+        await fsp.truncate(t, ent.size);
+        await fsp.rename(t, host);
+        report.tooBig.push(out.openName);
+        continue;
+      }
+      try {
+        await dumpFromImage(tools, image, name, t, ent.size);
+        await fsp.rename(t, host);
+      } catch (e) {
+        await fsp.rm(t, { force: true });
+        throw e;
+      }
+      report.copied.push(out.openName);
+    }
+    return report;
+  } catch (e) {
+    if ((e as AltplatError).code !== 'VM_JOB_DISK_FAILED') throw e;
+    log(`reading the job disk failed (${(e as Error).message}); copying outputs through the agent`);
+    return undefined;
+  } finally {
+    await fsp.rm(readDir, { recursive: true, force: true });
+  }
+}
