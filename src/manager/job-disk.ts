@@ -92,14 +92,20 @@ export async function buildJobDisk(tools: DiskTools, slotDir: string, job: JobDe
       await fsp.link(real, dest).catch(() => fsp.copyFile(real, dest, fsConstants.COPYFILE_FICLONE));
       bytes += (await fsp.stat(dest)).size;
     }
+    // The file system is sized for the inputs plus room for the outputs (their max_nbytes, at least
+    // 256 MiB as the system disk gave before), within the fixed capacity: a smaller file system mounts
+    // faster under TCG (fewer block groups to read).
+    const room = job.outputs.reduce((n, o) => n + (o.maxNbytes && o.maxNbytes > 0 ? o.maxNbytes : 256 * 2 ** 20), 0);
+    const fsBytes = Math.min(JOB_DISK_BYTES, Math.ceil((bytes * 1.05 + Math.max(room, 256 * 2 ** 20) + 64 * 2 ** 20) / 2 ** 20) * 2 ** 20);
     // No journal: a checkpoint is a snapshot of RAM and disks together, and the host reads the disk
     // only after the guest has made it read-only. Lazy init: nothing but the metadata is written.
     try {
       await execFileP(tools.mke2fs, ['-q', '-F', '-t', 'ext4', '-O', '^has_journal', '-E', 'lazy_itable_init=1,root_owner=0:0',
-        '-L', 'altplat-job', '-d', stage, `${raw}.tmp`, `${JOB_DISK_BYTES / 1024}k`], { maxBuffer: 16 << 20 });
+        '-L', 'altplat-job', '-d', stage, `${raw}.tmp`, `${fsBytes / 1024}k`], { maxBuffer: 16 << 20 });
     } catch (e) {
       throw new AltplatError('VM_JOB_DISK_FAILED', `mke2fs -d of the job's files failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`, {}, { cause: e });
     }
+    await fsp.truncate(`${raw}.tmp`, JOB_DISK_BYTES);
     await fsp.rename(`${raw}.tmp`, raw);
     await qemuImg(['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', raw, `${overlay}.tmp`, String(JOB_DISK_BYTES)]);
     await fsp.rename(`${overlay}.tmp`, overlay);
@@ -116,7 +122,7 @@ export async function buildJobDisk(tools: DiskTools, slotDir: string, job: JobDe
  */
 export async function mountJobDisk(qga: QgaClient, guestDir: string, mainProgram: string): Promise<void> {
   const gd = shQuote(guestDir);
-  await qga.run('/bin/sh', ['-c', `mkdir -p ${gd} && blockdev --flushbufs ${JOB_DEVICE} && mount -t ext4 -o noatime ${JOB_DEVICE} ${gd} && chmod 755 ${gd}/${shQuote(checkOpenName(mainProgram))}`]);
+  await qga.run('/bin/sh', ['-c', `mkdir -p ${gd} && blockdev --flushbufs ${JOB_DEVICE} && mount -t ext4 -o noatime,noinit_itable ${JOB_DEVICE} ${gd} && chmod 755 ${gd}/${shQuote(checkOpenName(mainProgram))}`]);
 }
 
 interface DiskEntry { type: string; size: number }
