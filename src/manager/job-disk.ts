@@ -116,13 +116,24 @@ export async function buildJobDisk(tools: DiskTools, slotDir: string, job: JobDe
 }
 
 /**
- * Mounts the job disk at the guest's job directory and makes the main program executable. Buffers of
- * the device are dropped first: a guest resumed from a saved state read the placeholder's first blocks
- * at boot (partition scan), and the task's disk is another one of the same size.
+ * The guest side of a start on the job disk, in one guest program (scripts/guest/altplat-resume.c):
+ * mount the job disk at the job directory (its buffers dropped first) and make the main program
+ * executable; after a resume from a saved booted state also set the clock to the host's and reseed the
+ * RNG with `entropy` from the host.
  */
-export async function mountJobDisk(qga: QgaClient, guestDir: string, mainProgram: string): Promise<void> {
-  const gd = shQuote(guestDir);
-  await qga.run('/bin/sh', ['-c', `mkdir -p ${gd} && blockdev --flushbufs ${JOB_DEVICE} && mount -t ext4 -o noatime,noinit_itable ${JOB_DEVICE} ${gd} && chmod 755 ${gd}/${shQuote(checkOpenName(mainProgram))}`]);
+export async function prepareGuest(qga: QgaClient, guestDir: string, mainProgram: string, resumed?: { entropy: Buffer }): Promise<void> {
+  const args: string[] = [];
+  if (resumed) {
+    const now = Date.now();
+    args.push('-t', String(Math.floor(now / 1000)), String((now % 1000) * 1e6), '-e');
+  }
+  args.push('-m', JOB_DEVICE, guestDir, '-x', `${guestDir}/${checkOpenName(mainProgram)}`);
+  const pid = await qga.exec('/sbin/altplat-resume', { args, input: resumed?.entropy, captureOutput: true });
+  const st = await qga.waitExec(pid, 30_000);
+  if (st.exitCode !== 0) {
+    throw new AltplatError('VM_GUEST_PREPARE_FAILED', `altplat-resume ${args.slice(resumed ? 4 : 0).join(' ')} failed in the guest (${st.exitCode ?? `signal ${st.signal}`}): ${st.stderr?.toString().trim() ?? ''}`,
+      { exitCode: st.exitCode, signal: st.signal });
+  }
 }
 
 interface DiskEntry { type: string; size: number }

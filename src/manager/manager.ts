@@ -6,7 +6,9 @@ import { resolveFilename } from '../ipc/resolve.js';
 import { JOB_FILE, parseJob, type JobDescription } from '../job/jobfile.js';
 import { constants as osConstants } from 'node:os';
 import { copyIn, copyOut, copyOutputViaAgent, missingInterpreter, readGuestFraction, startProgram } from './guest-job.js';
-import { buildJobDisk, copyOutDisk, diskTools, JOB_DISK, mountJobDisk, type DiskTools } from './job-disk.js';
+import { randomBytes } from 'node:crypto';
+import { BOOT_STATE_DIR, dataDirOf, discardBootState, prepareBootState } from './boot-state.js';
+import { buildJobDisk, copyOutDisk, diskTools, JOB_DISK, prepareGuest, type DiskTools } from './job-disk.js';
 import { createOverlay, killOrphanVm, listSnapshots, startVm, type QemuVm } from './qemu.js';
 import { readState, TASK_OVERLAY, writeState, type ManagerState } from './state.js';
 import { loadVmConfig, type VmConfig } from './vm-config.js';
@@ -137,14 +139,16 @@ export class Manager {
     let restoreTag: string | undefined;
     if (saved?.checkpoint) {
       const tags = await listSnapshots(this.overlay).catch(() => [] as string[]);
-      if (tags.includes(saved.checkpoint)) restoreTag = saved.checkpoint;
-      else log(`checkpoint ${saved.checkpoint} is not in ${TASK_OVERLAY}; starting over`);
+      if (!tags.includes(saved.checkpoint)) log(`checkpoint ${saved.checkpoint} is not in ${TASK_OVERLAY}; starting over`);
+      else if ((await this.stateDiskOf(saved)) === null) log(`checkpoint ${saved.checkpoint} is layered on saved booted state ${saved.bootState}, which is gone; starting over`);
+      else restoreTag = saved.checkpoint;
     }
     if (restoreTag && saved) {
       this.state = saved;
       const t0 = Date.now();
       const jobDisk = saved.dataPath === 'disk' ? this.jobDisk : undefined;
-      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel, jobDisk }));
+      const stateDisk = (await this.stateDiskOf(saved)) ?? undefined;
+      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel, jobDisk, stateDisk }));
       this.attach(vm);
       log(`restored checkpoint ${restoreTag} in ${Date.now() - t0} ms; re-attaching to guest pid ${saved.guestPid}`);
       this.runSecs = 0;
@@ -152,7 +156,6 @@ export class Manager {
       return;
     }
     await this.checkInterrupts();
-    await createOverlay(this.overlay, this.config.baseDisk, this.config.appOverlay);
     let t0 = Date.now();
     let bytes = 0;
     const jobDisk = this.tools ? this.jobDisk : undefined;
@@ -160,15 +163,14 @@ export class Manager {
       bytes = await buildJobDisk(this.tools, this.slot, this.job);
       log(`job disk: ${bytes} bytes of the job's files in ${Date.now() - t0} ms`);
     }
-    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log, jobDisk }));
+    const resumed = jobDisk ? await this.resumeBootState(jobDisk) : undefined;
+    const vm = resumed ?? await this.coldBoot(jobDisk);
     this.attach(vm);
-    log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel})`);
-    this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, elapsedAtCheckpoint: 0, dataPath: jobDisk ? 'disk' : 'agent' };
     await this.checkInterrupts();
     t0 = Date.now();
     if (jobDisk) {
-      await this.guard(mountJobDisk(vm.qga, this.config.guestDir, this.job.mainProgram));
-      log(`job disk mounted at ${this.config.guestDir} in ${Date.now() - t0} ms`);
+      await this.guard(prepareGuest(vm.qga, this.config.guestDir, this.job.mainProgram, resumed ? { entropy: randomBytes(64) } : undefined));
+      log(`job disk mounted at ${this.config.guestDir}${resumed ? ', clock set, RNG reseeded' : ''} in ${Date.now() - t0} ms`);
     } else {
       bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));
       log(`copied ${bytes} bytes into the guest through the agent in ${Date.now() - t0} ms`);
@@ -181,6 +183,71 @@ export class Manager {
     log(`started ${this.job.mainProgram} ${this.job.commandLine} (guest pid ${this.state.guestPid})`);
     this.runSecs = 0;
     this.lastCheckpointAt = Date.now();
+  }
+
+  private freshState(accel: 'kvm' | 'tcg', dataPath: 'disk' | 'agent', bootState?: string): ManagerState {
+    return { version: 1, task: this.job.resultName, accel, elapsedAtCheckpoint: 0, dataPath, bootState };
+  }
+
+  private async coldBoot(jobDisk: string | undefined): Promise<QemuVm> {
+    await createOverlay(this.overlay, this.config.baseDisk, this.config.appOverlay);
+    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log: this.o.log, jobDisk }));
+    this.o.log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel}, cold boot)`);
+    this.state = this.freshState(vm.opts.accel, jobDisk ? 'disk' : 'agent');
+    return vm;
+  }
+
+  /**
+   * Starts from the saved booted state (boot-state.ts), built now if missing; undefined (boot cold)
+   * when there is none to be had, with the reason in stderr.txt. A state QEMU cannot load is discarded.
+   */
+  private async resumeBootState(jobDisk: string): Promise<QemuVm | undefined> {
+    const { log } = this.o;
+    if (process.env.ALTPLAT_BOOT_STATE === 'off') {
+      log('saved booted state: off (ALTPLAT_BOOT_STATE=off); booting cold');
+      return undefined;
+    }
+    const dataDir = dataDirOf(this.slot, this.o.workingDir);
+    if (!dataDir) {
+      log('saved booted state: not used (the slot is not inside a BOINC data dir); booting cold');
+      return undefined;
+    }
+    const r = await prepareBootState({ dataDir, config: this.config, platform: this.job.platform, log });
+    if (!('state' in r)) {
+      log(`saved booted state not used: ${r.reason}; booting cold`);
+      return undefined;
+    }
+    const bs = r.state;
+    // Recorded before the overlay exists: from here on the state's disk is this task's backing file,
+    // and no other task deletes it.
+    this.state = this.freshState(bs.accel, 'disk', bs.key);
+    await writeState(this.slot, this.state);
+    await createOverlay(this.overlay, bs.disk);
+    const t0 = Date.now();
+    let vm: QemuVm | undefined;
+    try {
+      ({ vm } = await startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log, jobDisk,
+        stateDisk: bs.disk, incoming: bs.memory, accelOverride: bs.accel }));
+      log(`guest resumed from saved booted state ${bs.key} in ${Date.now() - t0} ms (${bs.accel})`);
+      return vm;
+    } catch (e) {
+      await vm?.kill();
+      const exit = (e as AltplatError).details?.exit as { signal?: string | null } | undefined;
+      if (exit?.signal) throw new VmDied(`QEMU killed (${exit.signal}) while resuming the saved booted state`);
+      log(`resuming saved booted state ${bs.key} failed (${(e as AltplatError).code ?? 'ERROR'}: ${(e as Error).message}); discarding it, booting cold`);
+      this.state = this.freshState(bs.accel, 'disk');
+      await writeState(this.slot, this.state);
+      await discardBootState(dataDir, bs).catch(() => undefined);
+      return undefined;
+    }
+  }
+
+  /** The system disk's layer below the task overlay, for a restore of a task started from a saved state. */
+  private async stateDiskOf(saved: ManagerState): Promise<string | undefined | null> {
+    if (!saved.bootState) return undefined;
+    const dataDir = dataDirOf(this.slot, this.o.workingDir);
+    const disk = dataDir ? path.join(dataDir, BOOT_STATE_DIR, saved.bootState, 'disk.qcow2') : undefined;
+    return disk && await fsp.access(disk).then(() => true, () => false) ? disk : null;
   }
 
   private attach(vm: QemuVm): void {

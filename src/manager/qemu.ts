@@ -285,11 +285,14 @@ export class QemuVm {
     })();
     panicWatch.catch(() => undefined);
     const ready = (async () => {
-      // After -loadvm the port is already open in the restored guest: no event comes, so sync directly.
-      if (!this.opts.loadvm) {
+      // A saved state keeps the runstate it was saved in (stopped): run it once the stream is loaded.
+      if (this.opts.incoming) await this.finishIncoming(deadline);
+      // After -loadvm or -incoming the port is already open in the restored guest: no event comes, so sync directly.
+      if (!this.opts.loadvm && !this.opts.incoming) {
         await this.qmp.waitEvent('VSERPORT_CHANGE', (d) => d.id === 'qgaport' && d.open === true, timeoutMs);
       }
-      await this.qga.sync(Math.max(1000, deadline - Date.now()));
+      // A resumed guest answers within milliseconds: retry the handshake often rather than once a second.
+      await this.qga.sync(Math.max(1000, deadline - Date.now()), this.opts.incoming ? 100 : 1000);
     })();
     try {
       await Promise.race([ready, failed, panicWatch.then(() => new Promise(() => {}))]);
@@ -307,6 +310,21 @@ export class QemuVm {
       throw e;
     }
     return Date.now() - t0;
+  }
+
+  private async finishIncoming(deadline: number): Promise<void> {
+    let delay = 2;
+    for (;;) {
+      const r = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (r.status === 'completed') break;
+      if (r.status === 'failed' || r.status === 'cancelled') {
+        throw new AltplatError('VM_INCOMING_FAILED', `loading the saved state failed: ${r['error-desc'] ?? r.status}`, { status: r.status });
+      }
+      if (Date.now() > deadline) throw new AltplatError('QMP_TIMEOUT', 'loading the saved state did not complete in time');
+      await new Promise((res) => setTimeout(res, delay));
+      delay = Math.min(20, delay * 2);
+    }
+    if ((await this.qmp.queryStatus()) !== 'running') await this.qmp.execute('cont');
   }
 
   async pause(): Promise<void> {
@@ -340,6 +358,29 @@ export class QemuVm {
       // leave a running task frozen.
       if (wasRunning && !this.hasExited && (await this.qmp.queryStatus()) !== 'running') await this.qmp.execute('cont');
       this.qga.invalidate();
+    }
+  }
+
+  /**
+   * Saves RAM and device state to `file` (a migration to `exec:cat`), the VM stopped first so the
+   * stream is one pass; QEMU flushes the disks as the migration completes. The VM stays stopped.
+   */
+  async saveMemory(file: string, timeoutMs = 120_000): Promise<void> {
+    await this.qmp.execute('stop');
+    await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
+    const uri = `exec:cat > '${path.resolve(file).replace(/'/g, `'\\''`)}'`;
+    await this.qmp.execute('migrate', { uri });
+    const deadline = Date.now() + timeoutMs;
+    let delay = 5;
+    for (;;) {
+      const r = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (r.status === 'completed') return;
+      if (r.status === 'failed' || r.status === 'cancelled') {
+        throw new AltplatError('VM_SAVE_FAILED', `saving the VM's memory failed: ${r['error-desc'] ?? r.status}`, { status: r.status });
+      }
+      if (Date.now() > deadline) throw new AltplatError('VM_SAVE_FAILED', `saving the VM's memory took over ${timeoutMs} ms`);
+      await new Promise((res) => setTimeout(res, delay));
+      delay = Math.min(50, delay * 2);
     }
   }
 
