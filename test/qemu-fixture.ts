@@ -93,6 +93,8 @@ export interface QemuJobSpec {
   /** Output open names; 'stdout.txt' receives the program's standard output. */
   outputs?: string[];
   rscFpopsEst?: number;
+  /** max_nbytes of every output (default 10 MB). */
+  maxNbytes?: number;
 }
 
 export const QEMU_MASTER_URL = 'https://example.org/vmtest/';
@@ -172,7 +174,7 @@ ${refs.join('\n')}
     <name>${o.file}</name>
     <generated_locally/>
     <upload_when_present/>
-    <max_nbytes>10000000</max_nbytes>
+    <max_nbytes>${j.maxNbytes ?? 10000000}</max_nbytes>
     <url>https://example.org/vmtest_cgi/file_upload_handler</url>
 </file_info>`);
     }

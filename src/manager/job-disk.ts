@@ -222,8 +222,15 @@ export async function copyOutDisk(tools: DiskTools, qga: QgaClient, slotDir: str
         report.missing.push(out.openName);
         continue;
       }
-      if (ent.type !== 'regular') {
+      if (ent.type === 'symlink') {
+        // Followed inside the guest by the agent, as before: a link to /etc/shadow reads the guest's (none).
         await viaAgent(out.openName, report);
+        continue;
+      }
+      if (ent.type !== 'regular') {
+        // A FIFO, device or socket is refused (the agent would block on a FIFO); a directory is missing, as before.
+        log(`output ${out.openName} is a ${ent.type} in the guest, not a regular file: not collected`);
+        report.missing.push(out.openName);
         continue;
       }
       const host = await resolveFilename(slotDir, out.openName);
