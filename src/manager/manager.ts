@@ -5,6 +5,7 @@ import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { resolveFilename } from '../ipc/resolve.js';
 import { JOB_FILE, parseJob, type JobDescription } from '../job/jobfile.js';
 import { constants as osConstants } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { copyIn, copyOut, copyOutputViaAgent, missingInterpreter, readGuestFraction, startProgram } from './guest-job.js';
 import { randomBytes } from 'node:crypto';
 import { BOOT_STATE_DIR, dataDirOf, discardBootState, prepareBootState } from './boot-state.js';
@@ -68,6 +69,9 @@ export class Manager {
   private vmRestarts = 0;
   private paused = false;
   private tools?: DiskTools;
+  /** Where this run's time went (ms since the process started), logged at the end for the bench. */
+  private readonly marks: Array<[string, number]> = [];
+  private mark(step: string): void { this.marks.push([step, performance.now()]); }
 
   constructor(private readonly o: ManagerOptions) {}
 
@@ -77,6 +81,7 @@ export class Manager {
 
   async run(): Promise<never> {
     const { app, log } = this.o;
+    this.mark('manager started');
     this.job = parseJob(await fsp.readFile(this.o.jobFile, 'utf8'));
     this.config = await loadVmConfig(path.resolve(this.o.workingDir, this.o.configFile));
     const appOverlay = this.job.appFiles.find((f) => f.openName.endsWith('.qcow2'));
@@ -163,8 +168,10 @@ export class Manager {
       bytes = await buildJobDisk(this.tools, this.slot, this.job);
       log(`job disk: ${bytes} bytes of the job's files in ${Date.now() - t0} ms`);
     }
+    this.mark('job disk made');
     const resumed = jobDisk ? await this.resumeBootState(jobDisk) : undefined;
     const vm = resumed ?? await this.coldBoot(jobDisk);
+    this.mark(resumed ? 'guest resumed' : 'guest booted');
     this.attach(vm);
     await this.checkInterrupts();
     t0 = Date.now();
@@ -175,11 +182,13 @@ export class Manager {
       bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));
       log(`copied ${bytes} bytes into the guest through the agent in ${Date.now() - t0} ms`);
     }
+    this.mark(jobDisk ? 'guest prepared' : 'copied in');
     const missing = await this.guard(missingInterpreter(vm.qga, this.slot, this.job));
     if (missing) throw new CannotStart(missing);
     await this.checkInterrupts();
     this.state.guestPid = await this.guard(startProgram(vm.qga, this.job, this.config.guestDir, this.config.personality));
     await writeState(this.slot, this.state);
+    this.mark('program started');
     log(`started ${this.job.mainProgram} ${this.job.commandLine} (guest pid ${this.state.guestPid})`);
     this.runSecs = 0;
     this.lastCheckpointAt = Date.now();
@@ -373,6 +382,7 @@ export class Manager {
   /** The program ended: collect its outputs, power off, and finish with its exit code. */
   private async complete(exitCode: number): Promise<never> {
     const vm = this.vm!;
+    this.mark('program exit seen');
     const t0 = Date.now();
     const { qga } = vm;
     const gd = this.config.guestDir;
@@ -382,12 +392,16 @@ export class Manager {
       : undefined;
     const report = onDisk ?? await this.guard(copyOut(qga, this.slot, this.job, gd));
     this.o.log(`program ended with exit status ${exitCode}; outputs copied${onDisk ? ' from the job disk' : ''} in ${Date.now() - t0} ms: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}${report.tooBig.length ? `; over max_nbytes, not copied: ${report.tooBig.join(', ')}` : ''}`);
+    this.mark('outputs copied');
     this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
     // With the job disk read, nothing in the guest is needed any more: QEMU is quit from the host
     // (no guest shutdown to wait for). Through the agent, the guest powers off cleanly as before.
     if (onDisk) await vm.quit();
     else await vm.powerOff();
     this.vm = undefined;
+    this.mark('VM ended');
+    const parts = this.marks.map(([step, t], i) => `${step} +${Math.round(t - (i ? this.marks[i - 1]![1] : 0))}`);
+    this.o.log(`time breakdown (ms): ${parts.join(', ')}; total ${Math.round(performance.now())}`);
     return this.o.app.finish(exitCode);
   }
 
