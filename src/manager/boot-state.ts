@@ -70,6 +70,39 @@ async function sha256File(file: string): Promise<string> {
   return h.digest('hex');
 }
 
+/**
+ * The platform files' hashes, remembered in `<data>/altplat/vm/file-hashes.json` by device, inode, size
+ * and mtime (a working copy's shared files are hard links of the platform's: same inode), so a task
+ * does not hash 20 MB before it starts. A miss (reflink copies, a changed file) hashes and records.
+ */
+async function cachedHashes(root: string | undefined, files: Record<string, string>): Promise<Record<string, string>> {
+  const cacheFile = root ? path.join(root, 'file-hashes.json') : undefined;
+  let cache: Record<string, string> = {};
+  if (cacheFile) {
+    try {
+      cache = JSON.parse(await fsp.readFile(cacheFile, 'utf8')) as Record<string, string>;
+    } catch { /* none yet */ }
+  }
+  let changed = false;
+  const out: Record<string, string> = {};
+  await Promise.all(Object.entries(files).map(async ([name, file]) => {
+    const st = await fsp.stat(file);
+    const id = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    if (!cache[id]) {
+      cache[id] = await sha256File(file);
+      changed = true;
+    }
+    out[name] = cache[id]!;
+  }));
+  if (cacheFile && changed && await isRealDirOrMissing(root!)) {
+    await fsp.mkdir(root!, { recursive: true });
+    // Small and bounded: only this host's platform files (at most a few hundred entries ever).
+    const entries = Object.entries(cache).slice(-256);
+    await writeFileAtomic(cacheFile, JSON.stringify(Object.fromEntries(entries)) + '\n');
+  }
+  return out;
+}
+
 async function qemuStamp(): Promise<string> {
   const bin = QEMU_BINARY.includes('/') ? QEMU_BINARY : (await findTool(QEMU_BINARY)) ?? QEMU_BINARY;
   return verdictKey(await fsp.realpath(bin).catch(() => bin));
@@ -90,12 +123,12 @@ export async function accelWithoutProbe(config: VmConfig): Promise<'kvm' | 'tcg'
   return v === undefined ? undefined : v.works ? 'kvm' : 'tcg';
 }
 
-export async function keyMaterial(config: VmConfig, accel: 'kvm' | 'tcg'): Promise<KeyMaterial> {
+export async function keyMaterial(config: VmConfig, accel: 'kvm' | 'tcg', root?: string): Promise<KeyMaterial> {
   // The command line as a task would run it, with its paths replaced by fixed names.
   const args = qemuArgs({ config, runDir: '/R', overlay: '/R/overlay', task: 'T', accel, jobDisk: '/R/job', stateDisk: '/S/disk', incoming: '/S/memory' }, '/SOCK')
     .map((a) => a.split(path.resolve(config.kernel)).join('KERNEL').split(path.resolve(config.initrd)).join('INITRD').split(path.resolve(config.baseDisk)).join('BASE'));
-  const [kernel, initrd, base, qemu] = await Promise.all([sha256File(config.kernel), sha256File(config.initrd), sha256File(config.baseDisk), qemuStamp()]);
-  return { qemu, accel, args, files: { kernel, initrd, base }, jobDiskBytes: JOB_DISK_BYTES };
+  const [files, qemu] = await Promise.all([cachedHashes(root, { kernel: config.kernel, initrd: config.initrd, base: config.baseDisk }), qemuStamp()]);
+  return { qemu, accel, args, files: { kernel: files.kernel!, initrd: files.initrd!, base: files.base! }, jobDiskBytes: JOB_DISK_BYTES };
 }
 
 export function keyOf(m: KeyMaterial): string {
@@ -126,7 +159,7 @@ export async function prepareBootState(o: PrepareOptions): Promise<PrepareResult
     if (o.config.appOverlay) return { reason: 'the app version ships its own disk overlay' };
     const accel = await accelWithoutProbe(o.config);
     if (!accel) return { reason: 'KVM not proven yet on this host' };
-    const material = await keyMaterial(o.config, accel);
+    const material = await keyMaterial(o.config, accel, root);
     const key = keyOf(material);
     const dir = path.join(root, key);
     const state: BootState = { key, dir, disk: path.join(dir, DISK), memory: path.join(dir, MEMORY), accel };

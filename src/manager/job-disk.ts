@@ -138,24 +138,43 @@ export async function prepareGuest(qga: QgaClient, guestDir: string, mainProgram
 
 interface DiskEntry { type: string; size: number }
 
-/** What a name is in the file system image: `debugfs stat`; undefined when it does not exist. */
-async function statInImage(tools: DiskTools, image: string, name: string): Promise<DiskEntry | undefined> {
-  const { stdout, stderr } = await execFileP(tools.debugfs, ['-R', `stat "/${name}"`, image], { maxBuffer: 4 << 20 });
-  if (/File not found|not found by ext2_lookup/i.test(stderr)) return undefined;
-  const type = /Type:\s+(\S+)/.exec(stdout)?.[1];
-  const size = /\bSize:\s+(\d+)/.exec(stdout)?.[1];
-  if (!type || size === undefined) {
-    throw new AltplatError('VM_JOB_DISK_FAILED', `debugfs stat /${name}: unexpected answer: ${(stderr || stdout).slice(0, 300)}`, { name });
-  }
-  return { type, size: Number(size) };
+/** Runs debugfs commands from a file (one process for all of them); returns its stdout. */
+async function debugfsBatch(tools: DiskTools, image: string, cmdFile: string, lines: string[]): Promise<string> {
+  await fsp.writeFile(cmdFile, lines.join('\n') + '\n');
+  const { stdout } = await execFileP(tools.debugfs, ['-f', cmdFile, image], { maxBuffer: 64 << 20 });
+  return stdout;
 }
 
-/** Copies a regular file out of the image to `dest` (a fresh path of ours); checks the size. */
-async function dumpFromImage(tools: DiskTools, image: string, name: string, dest: string, size: number): Promise<void> {
-  await execFileP(tools.debugfs, ['-R', `dump "/${name}" "${dest}"`, image], { maxBuffer: 4 << 20 });
-  const st = await fsp.lstat(dest).catch(() => undefined);
-  if (!st?.isFile() || st.size !== size) {
-    throw new AltplatError('VM_JOB_DISK_FAILED', `debugfs dump of /${name} gave ${st ? st.size : 'no file'} bytes, expected ${size}`, { name });
+/**
+ * What each name is in the file system image (`debugfs stat`, all in one run); undefined where it does
+ * not exist. debugfs echoes each command as `debugfs: <command>` before its output; a missing name
+ * prints nothing on stdout. The fields read (Type, Size) are fixed text, never guest-chosen.
+ */
+async function statInImage(tools: DiskTools, image: string, cmdFile: string, names: string[]): Promise<Array<DiskEntry | undefined>> {
+  if (names.length === 0) return [];
+  const out = await debugfsBatch(tools, image, cmdFile, names.map((n) => `stat "/${n}"`));
+  const sections = out.split(/^debugfs: stat "/m).slice(1);
+  if (sections.length !== names.length) {
+    throw new AltplatError('VM_JOB_DISK_FAILED', `debugfs stat: ${sections.length} answers for ${names.length} names`, {});
+  }
+  return sections.map((sec, i) => {
+    if (!/^Inode:/m.test(sec)) return undefined;
+    const type = /Type:\s+(\S+)/.exec(sec)?.[1];
+    const size = /\bSize:\s+(\d+)/.exec(sec)?.[1];
+    if (!type || size === undefined) throw new AltplatError('VM_JOB_DISK_FAILED', `debugfs stat /${names[i]}: unexpected answer`, { name: names[i] });
+    return { type, size: Number(size) };
+  });
+}
+
+/** Copies regular files out of the image (all in one run) to fresh paths of ours; checks every size. */
+async function dumpFromImage(tools: DiskTools, image: string, cmdFile: string, files: Array<{ name: string; dest: string; size: number }>): Promise<void> {
+  if (files.length === 0) return;
+  await debugfsBatch(tools, image, cmdFile, files.map((f) => `dump "/${f.name}" "${f.dest}"`));
+  for (const f of files) {
+    const st = await fsp.lstat(f.dest).catch(() => undefined);
+    if (!st?.isFile() || st.size !== f.size) {
+      throw new AltplatError('VM_JOB_DISK_FAILED', `debugfs dump of /${f.name} gave ${st ? st.size : 'no file'} bytes, expected ${f.size}`, { name: f.name });
+    }
   }
 }
 
@@ -179,6 +198,10 @@ export async function copyOutDisk(tools: DiskTools, qga: QgaClient, slotDir: str
     return undefined;
   }
   const readDir = path.join(slotDir, JOB_DISK_READ);
+  if (!plainName(readDir)) {
+    log(`the slot's path cannot be given to debugfs (${readDir}); copying outputs through the agent`);
+    return undefined;
+  }
   await fsp.rm(readDir, { recursive: true, force: true });
   await fsp.mkdir(readDir);
   try {
@@ -186,8 +209,7 @@ export async function copyOutDisk(tools: DiskTools, qga: QgaClient, slotDir: str
     // -U: QEMU still has the disk open; the guest's remount flushed it (qcow2 metadata included).
     await qemuImg(['convert', '-U', '-f', 'qcow2', '-O', 'raw', path.join(slotDir, JOB_DISK), image]);
     const report: CopyOutReport = { copied: [], missing: [], tooBig: [] };
-    let n = 0;
-    const tmp = () => path.join(readDir, `out${n++}`);
+    const cmdFile = path.join(readDir, 'commands');
     // Next to the destination, so the final rename stays on one file system; removed first (a stale
     // entry of that name, even a symlink, is never written through).
     const tmpNextTo = async (host: string) => {
@@ -195,12 +217,56 @@ export async function copyOutDisk(tools: DiskTools, qga: QgaClient, slotDir: str
       await fsp.rm(t, { force: true });
       return t;
     };
-
-    const err = await statInImage(tools, image, GUEST_STDERR);
+    const outs = job.outputs.map((o) => ({ open: checkOpenName(o.openName), name: o.openName === STDOUT_OPEN_NAME ? GUEST_STDOUT : o.openName, max: o.maxNbytes }));
+    const onDisk = outs.filter((o) => plainName(o.name));
+    const entries = await statInImage(tools, image, cmdFile, [GUEST_STDERR, ...onDisk.map((o) => o.name)]);
+    const err = entries[0];
+    const dumps: Array<{ name: string; dest: string; size: number; host?: string; open?: string }> = [];
+    if (err?.type === 'regular' && err.size > 0) dumps.push({ name: GUEST_STDERR, dest: path.join(readDir, 'stderr'), size: err.size });
+    const decided = new Map<string, () => Promise<void>>();
+    for (const [i, o] of onDisk.entries()) {
+      const ent = entries[i + 1];
+      if (!ent) {
+        decided.set(o.open, async () => { report.missing.push(o.open); });
+      } else if (ent.type === 'symlink') {
+        // Followed inside the guest by the agent, as before: a link to /etc/shadow reads the guest's (none).
+        decided.set(o.open, () => viaAgent(o.open, report));
+      } else if (ent.type !== 'regular') {
+        // A FIFO, device or socket is refused (the agent would read a FIFO as empty); a directory is missing, as before.
+        decided.set(o.open, async () => {
+          log(`output ${o.open} is a ${ent.type} in the guest, not a regular file: not collected`);
+          report.missing.push(o.open);
+        });
+      } else {
+        const host = await resolveFilename(slotDir, o.open);
+        const t = await tmpNextTo(host);
+        if (o.max && o.max > 0 && ent.size > o.max) {
+          // As the agent path: not copied, a sparse file of the real size for the client to refuse.
+          decided.set(o.open, async () => {
+            await fsp.writeFile(t, '');
+            await fsp.truncate(t, ent.size);
+            await fsp.rename(t, host);
+            report.tooBig.push(o.open);
+          });
+        } else if (!plainName(t)) {
+          decided.set(o.open, () => viaAgent(o.open, report));
+        } else {
+          dumps.push({ name: o.name, dest: t, size: ent.size, host, open: o.open });
+          decided.set(o.open, async () => {
+            await fsp.rename(t, host);
+            report.copied.push(o.open);
+          });
+        }
+      }
+    }
+    try {
+      await dumpFromImage(tools, image, cmdFile, dumps);
+    } catch (e) {
+      for (const d of dumps) await fsp.rm(d.dest, { force: true });
+      throw e;
+    }
     if (err?.type === 'regular' && err.size > 0) {
-      const t = tmp();
-      await dumpFromImage(tools, image, GUEST_STDERR, t, err.size);
-      const fh = await fsp.open(t, 'r');
+      const fh = await fsp.open(path.join(readDir, 'stderr'), 'r');
       try {
         const keep = Math.min(err.size, GUEST_STDERR_KEEP);
         const buf = Buffer.alloc(keep);
@@ -210,48 +276,8 @@ export async function copyOutDisk(tools: DiskTools, qga: QgaClient, slotDir: str
         await fh.close();
       }
     }
-    for (const out of job.outputs) {
-      checkOpenName(out.openName);
-      const name = out.openName === STDOUT_OPEN_NAME ? GUEST_STDOUT : out.openName;
-      if (!plainName(name)) {
-        await viaAgent(out.openName, report);
-        continue;
-      }
-      const ent = await statInImage(tools, image, name);
-      if (!ent) {
-        report.missing.push(out.openName);
-        continue;
-      }
-      if (ent.type === 'symlink') {
-        // Followed inside the guest by the agent, as before: a link to /etc/shadow reads the guest's (none).
-        await viaAgent(out.openName, report);
-        continue;
-      }
-      if (ent.type !== 'regular') {
-        // A FIFO, device or socket is refused (the agent would block on a FIFO); a directory is missing, as before.
-        log(`output ${out.openName} is a ${ent.type} in the guest, not a regular file: not collected`);
-        report.missing.push(out.openName);
-        continue;
-      }
-      const host = await resolveFilename(slotDir, out.openName);
-      const t = await tmpNextTo(host);
-      if (out.maxNbytes && out.maxNbytes > 0 && ent.size > out.maxNbytes) {
-        // As the agent path: not copied, a sparse file of the real size for the client to refuse.
-        await fsp.writeFile(t, '');
-        await fsp.truncate(t, ent.size);
-        await fsp.rename(t, host);
-        report.tooBig.push(out.openName);
-        continue;
-      }
-      try {
-        await dumpFromImage(tools, image, name, t, ent.size);
-        await fsp.rename(t, host);
-      } catch (e) {
-        await fsp.rm(t, { force: true });
-        throw e;
-      }
-      report.copied.push(out.openName);
-    }
+    // In the declared order, as the agent path reports them.
+    for (const o of outs) await (decided.get(o.open) ?? (() => viaAgent(o.open, report)))();
     return report;
   } catch (e) {
     if ((e as AltplatError).code !== 'VM_JOB_DISK_FAILED') throw e;

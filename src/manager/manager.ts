@@ -10,7 +10,7 @@ import { copyIn, copyOut, copyOutputViaAgent, missingInterpreter, readGuestFract
 import { randomBytes } from 'node:crypto';
 import { BOOT_STATE_DIR, dataDirOf, discardBootState, prepareBootState } from './boot-state.js';
 import { buildJobDisk, copyOutDisk, diskTools, JOB_DISK, prepareGuest, type DiskTools } from './job-disk.js';
-import { createOverlay, killOrphanVm, listSnapshots, startVm, type QemuVm } from './qemu.js';
+import { createOverlay, killOrphanVm, listSnapshots, QemuVm, startVm } from './qemu.js';
 import { readState, TASK_OVERLAY, writeState, type ManagerState } from './state.js';
 import { loadVmConfig, type VmConfig } from './vm-config.js';
 
@@ -93,7 +93,8 @@ export class Manager {
     app.on('quit', () => { this.pending ??= 'quit'; this.poke(); });
     app.on('abort', () => { this.pending = 'abort'; this.poke(); });
     // Whatever way this process ends, its VM ends with it (a VM without its manager only burns CPU).
-    process.on('exit', () => { if (this.vm && !this.vm.hasExited) try { process.kill(this.vm.pid, 'SIGKILL'); } catch { /* gone */ } });
+    // (all of them: also one being resumed or a saved state's builder, not yet this.vm)
+    process.on('exit', () => QemuVm.killAllNow());
 
     this.tools = await diskTools();
     const killed = await killOrphanVm(this.slot, this.job.resultName);
@@ -164,12 +165,17 @@ export class Manager {
     let t0 = Date.now();
     let bytes = 0;
     const jobDisk = this.tools ? this.jobDisk : undefined;
-    if (this.tools) {
-      bytes = await buildJobDisk(this.tools, this.slot, this.job);
-      log(`job disk: ${bytes} bytes of the job's files in ${Date.now() - t0} ms`);
-    }
-    this.mark('job disk made');
-    const resumed = jobDisk ? await this.resumeBootState(jobDisk) : undefined;
+    // The job disk is made while the saved booted state is looked up (or built); QEMU needs both.
+    const made = this.tools
+      ? buildJobDisk(this.tools, this.slot, this.job).then((n) => {
+        bytes = n;
+        log(`job disk: ${n} bytes of the job's files in ${Date.now() - t0} ms`);
+        this.mark('job disk made');
+      })
+      : Promise.resolve();
+    made.catch(() => undefined);
+    const resumed = jobDisk ? await this.resumeBootState(jobDisk, made) : undefined;
+    await made;
     const vm = resumed ?? await this.coldBoot(jobDisk);
     this.mark(resumed ? 'guest resumed' : 'guest booted');
     this.attach(vm);
@@ -210,7 +216,7 @@ export class Manager {
    * Starts from the saved booted state (boot-state.ts), built now if missing; undefined (boot cold)
    * when there is none to be had, with the reason in stderr.txt. A state QEMU cannot load is discarded.
    */
-  private async resumeBootState(jobDisk: string): Promise<QemuVm | undefined> {
+  private async resumeBootState(jobDisk: string, jobDiskMade: Promise<void>): Promise<QemuVm | undefined> {
     const { log } = this.o;
     if (process.env.ALTPLAT_BOOT_STATE === 'off') {
       log('saved booted state: off (ALTPLAT_BOOT_STATE=off); booting cold');
@@ -232,6 +238,7 @@ export class Manager {
     this.state = this.freshState(bs.accel, 'disk', bs.key);
     await writeState(this.slot, this.state);
     await createOverlay(this.overlay, bs.disk);
+    await jobDiskMade;
     const t0 = Date.now();
     let vm: QemuVm | undefined;
     try {

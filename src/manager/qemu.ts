@@ -212,10 +212,19 @@ export class QemuVm {
     this.qga = qga;
     this.pid = child.pid!;
     this.exited = exited;
-    void exited.then((e) => { this.exitInfo = e; });
+    void exited.then((e) => { this.exitInfo = e; QemuVm.live.delete(this); });
+    QemuVm.live.add(this);
   }
 
   get hasExited(): boolean { return this.exitInfo !== undefined; }
+
+  /** Every VM this process started that has not ended (a builder's, a resuming one, the task's). */
+  private static readonly live = new Set<QemuVm>();
+
+  /** SIGKILLs every VM of this process: for an exit hook, whatever step the process was at. */
+  static killAllNow(): void {
+    for (const vm of QemuVm.live) if (!vm.hasExited) try { process.kill(vm.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
 
   static async start(o: StartOptions): Promise<QemuVm> {
     const socketDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-vm-'));
