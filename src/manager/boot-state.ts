@@ -163,7 +163,12 @@ export async function prepareBootState(o: PrepareOptions): Promise<PrepareResult
     const key = keyOf(material);
     const dir = path.join(root, key);
     const state: BootState = { key, dir, disk: path.join(dir, DISK), memory: path.join(dir, MEMORY), accel };
-    if (await exists(`${dir}${FAILED_SUFFIX}`)) return { reason: `saved state ${key} failed before and is still in use by a task` };
+    if (await exists(`${dir}${FAILED_SUFFIX}`)) {
+      // Failed to load once: not used again; rebuilt once no task's disk is layered on it any more.
+      if ((await referencedKeys(o.dataDir)).has(key)) return { reason: `saved state ${key} failed before and is still in use by a task` };
+      await fsp.rm(dir, { recursive: true, force: true });
+      await fsp.rm(`${dir}${FAILED_SUFFIX}`, { force: true });
+    }
     const meta = await readMeta(dir);
     if (meta) {
       if (meta.key !== key || JSON.stringify(meta.material) !== JSON.stringify(material)) return { reason: `saved state ${key} does not match its key` };
