@@ -12,7 +12,9 @@
  *                 kernel has no VMGENID and the pinned CPU model no RDRAND). busybox can do neither;
  *   -m DEV DIR    drop DEV's buffers (BLKFLSBUF: a resumed guest read the placeholder disk's first
  *                 blocks at boot, the task's disk is another) and mount it (ext4) at DIR, made first;
- *   -x FILE       chmod 755 FILE (the main program).
+ *   -x FILE       chmod 755 FILE (the main program);
+ *   -r DIR        after the program: sync and remount DIR read-only, so that everything is on the disk
+ *                 for the host to read (src/manager/job-disk.ts copyOutDisk).
  * Built static by scripts/build-image.sh; needs root, which the guest agent has.
  */
 #include <errno.h>
@@ -91,9 +93,13 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "-t") && i + 2 < argc) rc = set_clock(argv[i + 1], argv[i + 2]), i += 2;
     else if (!strcmp(argv[i], "-e")) rc = reseed();
     else if (!strcmp(argv[i], "-m") && i + 2 < argc) rc = mount_disk(argv[i + 1], argv[i + 2]), i += 2;
+    else if (!strcmp(argv[i], "-r") && i + 1 < argc) {
+      sync();
+      rc = mount(NULL, argv[i + 1], NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0 ? 0 : fail("remount read-only"), i += 1;
+    }
     else if (!strcmp(argv[i], "-x") && i + 1 < argc) rc = chmod(argv[i + 1], 0755) == 0 ? 0 : fail(argv[i + 1]), i += 1;
     else {
-      fprintf(stderr, "usage: altplat-resume [-t SEC NSEC] [-e] [-m DEV DIR] [-x FILE]\n");
+      fprintf(stderr, "usage: altplat-resume [-t SEC NSEC] [-e] [-m DEV DIR] [-x FILE] [-r DIR]\n");
       return 2;
     }
     if (rc != 0) return rc;

@@ -6,7 +6,6 @@ import { AltplatError } from '../errors.js';
 import { resolveFilename } from '../ipc/resolve.js';
 import type { JobDescription } from '../job/jobfile.js';
 import { checkOpenName, GUEST_STDERR, GUEST_STDERR_KEEP, GUEST_STDOUT, jobInputs, STDOUT_OPEN_NAME, type CopyOutReport } from './guest-job.js';
-import { shQuote } from './cmdline.js';
 import type { QgaClient } from './qga.js';
 import { QEMU_IMG } from './qemu.js';
 
@@ -192,7 +191,7 @@ const plainName = (n: string) => /^[^"\\\x00-\x1f\x7f]+$/.test(n);
 export async function copyOutDisk(tools: DiskTools, qga: QgaClient, slotDir: string, job: JobDescription, guestDir: string,
   viaAgent: (openName: string, report: CopyOutReport) => Promise<void>, log: (s: string) => void): Promise<CopyOutReport | undefined> {
   try {
-    await qga.run('/bin/sh', ['-c', `sync && mount -o remount,ro ${shQuote(guestDir)}`]);
+    await qga.run('/sbin/altplat-resume', ['-r', guestDir]);
   } catch (e) {
     log(`the job disk could not be made read-only in the guest (${(e as Error).message}); copying outputs through the agent`);
     return undefined;
