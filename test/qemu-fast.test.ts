@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,23 +19,25 @@ import {
 const baseImage = path.join(PLATFORM_DIR, 'image', 'base.qcow2');
 let baseSha: string;
 const dirs: string[] = [];
+let root: string;
 const X64 = 'x86_64-pc-linux-gnu';
 
 beforeAll(() => {
   execFileSync('bash', [path.join(REPO, 'scripts', 'build-image.sh')], { stdio: 'ignore' });
   baseSha = sha256File(baseImage);
+  root = mkdtempSync(path.join(os.tmpdir(), 'altplat-qf-'));
+  dirs.push(root);
 }, 180_000);
 
 afterAll(async () => {
-  expect(qemuPidsTagged('qf_')).toEqual([]);
-  expect(qemuPidsTagged('bootstate-')).toEqual([]);
+  expect(qemuPidsTagged('qf_', root)).toEqual([]);
+  expect(qemuPidsTagged('bootstate-', root)).toEqual([]);
   expect(sha256File(baseImage)).toBe(baseSha);
   for (const d of dirs) await fsp.rm(d, { recursive: true, force: true });
 });
 
 async function dataDir(): Promise<string> {
-  const d = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-qf-'));
-  dirs.push(d);
+  const d = await fsp.mkdtemp(path.join(root, 'd-'));
   installReferencePlatform(d, X64);
   return d;
 }
@@ -168,7 +170,7 @@ describe('the saved booted state', () => {
       }
     };
     // 1. The builder's QEMU, while it boots.
-    const builder1 = await until('the builder VM', () => qemuPidsTagged('bootstate-')[0]);
+    const builder1 = await until('the builder VM', () => qemuPidsTagged('bootstate-', d)[0]);
     process.kill(builder1, 'SIGKILL');
     // The task boots cold instead.
     const res = await done;
@@ -183,7 +185,7 @@ describe('the saved booted state', () => {
     const lc2 = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100 });
     const done2 = lc2.run({ replyFile: r2, filesDir }) as unknown as Promise<Run>;
     const root = path.join(d, BOOT_STATE_DIR);
-    const builder2 = await until('the builder VM', () => qemuPidsTagged('bootstate-')[0]);
+    const builder2 = await until('the builder VM', () => qemuPidsTagged('bootstate-', d)[0]);
     await until('the memory image', () => readdirSync(root).filter((n) => n.startsWith('.build-')).find((n) => existsSync(path.join(root, n, 'memory'))));
     const managerPid = Number(readFileSync(`/proc/${builder2}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
     process.kill(managerPid, 'SIGKILL');

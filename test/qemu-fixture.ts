@@ -30,8 +30,12 @@ export function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
-/** Pids of QEMU processes whose -name carries `tagPart` (every test asserts none is left). */
-export function qemuPidsTagged(tagPart: string): number[] {
+/**
+ * Pids of QEMU processes whose -name carries `tagPart` (every test asserts none is left); with `under`,
+ * only those whose command line names a path below it (the test's own data dirs: other checkouts on the
+ * same machine may run the same tests, with the same tags, at the same time).
+ */
+export function qemuPidsTagged(tagPart: string, under?: string): number[] {
   const pids: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -40,7 +44,7 @@ export function qemuPidsTagged(tagPart: string): number[] {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
       if (cmd.startsWith('qemu-system') || cmd.includes('/qemu-system')) {
-        if (cmd.includes(`altplat:${tagPart}`)) pids.push(Number(d));
+        if (cmd.includes(`altplat:${tagPart}`) && (!under || cmd.includes(under))) pids.push(Number(d));
       }
     } catch { /* exited meanwhile */ }
   }

@@ -30,7 +30,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  expect(qemuPidsTagged(TAG)).toEqual([]);
+  expect(qemuPidsTagged(TAG, work)).toEqual([]);
   expect(sha256File(baseImage)).toBe(baseSha);
   await fsp.rm(work, { recursive: true, force: true });
 });
@@ -67,7 +67,7 @@ async function installedDataDir(name: string, prefs?: string): Promise<string> {
 
 /** Nothing of a finished run may be left behind: VMs, slots, working copies; the platforms verify. */
 function expectCleanAfterRun(d: string): void {
-  expect(qemuPidsTagged(TAG)).toEqual([]);
+  expect(qemuPidsTagged(TAG, work)).toEqual([]);
   const slots = path.join(d, 'slots');
   expect(existsSync(slots) ? readdirSync(slots) : []).toEqual([]);
   const wc = path.join(d, 'alt_platforms_working');
@@ -289,7 +289,7 @@ describe('`altplat task` controls VM tasks of a running `altplat run`', () => {
       expect(first.ctl_susp).toMatchObject({ outcome: 'success', exitStatus: 0 });
       expect(first.ctl_abort).toMatchObject({ outcome: 'aborted' });
       expect(first.ctl_quit).toMatchObject({ outcome: 'quit' });
-      expect(qemuPidsTagged(TAG)).toEqual([]);
+      expect(qemuPidsTagged(TAG, work)).toEqual([]);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
