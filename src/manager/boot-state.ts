@@ -3,7 +3,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError } from '../errors.js';
 import { SlotLock } from '../ipc/lockfile.js';
-import { isRealDirOrMissing } from '../slots/clean.js';
+import { ensureOwnedDir, OWNED_DIR_NOT_REAL, realDataRoot } from '../util/owned-dir.js';
 import { fsyncDir, writeFileAtomic } from '../util/atomic.js';
 import { kvmPrecheck, readVerdict, verdictKey } from './accel.js';
 import { findTool, createPlaceholderJobDisk, JOB_DISK_BYTES } from './job-disk.js';
@@ -94,8 +94,7 @@ async function cachedHashes(root: string | undefined, files: Record<string, stri
     }
     out[name] = cache[id]!;
   }));
-  if (cacheFile && changed && await isRealDirOrMissing(root!)) {
-    await fsp.mkdir(root!, { recursive: true });
+  if (cacheFile && changed) {
     // Small and bounded: only this host's platform files (at most a few hundred entries ever).
     const entries = Object.entries(cache).slice(-256);
     await writeFileAtomic(cacheFile, JSON.stringify(Object.fromEntries(entries)) + '\n');
@@ -151,10 +150,15 @@ export type PrepareResult = { state: BootState } | { reason: string };
  * throws for a state that cannot be had: the reason comes back and the caller boots cold.
  */
 export async function prepareBootState(o: PrepareOptions): Promise<PrepareResult> {
-  const root = path.join(o.dataDir, BOOT_STATE_DIR);
   try {
-    for (const d of [path.join(o.dataDir, 'altplat'), root]) {
-      if (!(await isRealDirOrMissing(d))) return { reason: `${d} is not a real folder` };
+    if (o.config.appOverlay) return { reason: 'the app version ships its own disk overlay' };
+    // A real folder inside the data dir, made one level at a time (a planted link is refused).
+    let root: string;
+    try {
+      root = await ensureOwnedDir(realDataRoot(o.dataDir), BOOT_STATE_DIR);
+    } catch (e) {
+      if ((e as AltplatError).code === OWNED_DIR_NOT_REAL) return { reason: (e as Error).message };
+      throw e;
     }
     if (o.config.appOverlay) return { reason: 'the app version ships its own disk overlay' };
     const accel = await accelWithoutProbe(o.config);
@@ -174,7 +178,6 @@ export async function prepareBootState(o: PrepareOptions): Promise<PrepareResult
       if (meta.key !== key || JSON.stringify(meta.material) !== JSON.stringify(material)) return { reason: `saved state ${key} does not match its key` };
       return { state };
     }
-    await fsp.mkdir(root, { recursive: true });
     const lock = await SlotLock.tryLock(root, `${key}.lock`);
     if (!lock) return { reason: 'another task is saving the booted state now' };
     try {
