@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
@@ -22,14 +23,15 @@ let firstLog: string;
 
 const SCRIPT = path.join(REPO, 'scripts', 'build-image.sh');
 const buildEnv = () => ({ ...process.env, ALTPLAT_BUILD_DIR: path.join(tmp, 'build'), ALTPLAT_PLATFORMS_OUT: out });
-const build = () => execFileSync('bash', [SCRIPT], { encoding: 'utf8', env: buildEnv() });
+// Asynchronous: a build of a minute or more must not block the test worker (vitest's RPC times out).
+const build = async () => (await promisify(execFile)('bash', [SCRIPT], { encoding: 'utf8', env: buildEnv(), maxBuffer: 16 << 20 })).stdout;
 /**
  * The first build runs, where we are root, in a private mount namespace with the host's own qemu-ga
  * hidden (/dev/null bound over it): the builder must find everything in Debian's packages, nothing
  * installed on the host (issue 5 item 1). Other processes still see the real file.
  */
 let hostQgaHidden = false;
-function firstBuild(): string {
+async function firstBuild(): Promise<string> {
   if (process.getuid?.() === 0) {
     try {
       execFileSync('unshare', ['-m', '--propagation', 'private', 'true'], { stdio: 'ignore' });
@@ -37,16 +39,16 @@ function firstBuild(): string {
     } catch { /* no mount namespaces here: build normally */ }
   }
   if (!hostQgaHidden) return build();
-  return execFileSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
+  return (await promisify(execFile)('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
     'if [ -e /usr/sbin/qemu-ga ]; then mount --bind /dev/null /usr/sbin/qemu-ga || exit 99; fi; exec bash "$0"', SCRIPT],
-  { encoding: 'utf8', env: buildEnv() });
+  { encoding: 'utf8', env: buildEnv(), maxBuffer: 16 << 20 })).stdout;
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   ensureImage();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'altplat-imagetest-'));
   out = path.join(tmp, 'data', 'alt_platforms');
-  firstLog = firstBuild();
+  firstLog = await firstBuild();
 }, 180_000);
 
 afterAll(() => {
@@ -116,9 +118,9 @@ describe('the guest image builder', () => {
     expect(r.advertised.slice().sort()).toEqual(PLATFORMS.slice().sort());
   });
 
-  it('skips the work when everything is up to date, leaving the files untouched', () => {
+  it('skips the work when everything is up to date, leaving the files untouched', async () => {
     const before = statSync(path.join(out, PLATFORMS[0]!, 'image', 'base.qcow2')).mtimeMs;
-    const log = build();
+    const log = await build();
     expect(log).toMatch(/build-image: up to date/);
     expect(statSync(path.join(out, PLATFORMS[0]!, 'image', 'base.qcow2')).mtimeMs).toBe(before);
   });
