@@ -29,7 +29,7 @@ import { Journal, type TaskRecord, type TaskStep } from './journal.js';
 import { killGroup, killOrphans, launch, type LaunchSpec, type Spawner } from './launch.js';
 import { initDataFor, jobDescriptionFor, managerLaunchSpec, nativeLaunchSpec } from './start-spec.js';
 import { outputLine, type ResultReport } from './report.js';
-import { readCheckpointPeriod } from './prefs.js';
+import { clientInitData } from '../prefs/index.js';
 import {
   DISK_LIMIT_MESSAGE, elapsedLimitMessage, EXIT_DISK_LIMIT_EXCEEDED, EXIT_TIME_LIMIT_EXCEEDED, maxElapsedTime,
   MIN_DISK_CHECK_INTERVAL_S, taskDiskUsage,
@@ -647,8 +647,10 @@ export class TaskLifecycle extends EventEmitter {
   }
 
   private async writeInitData(r: Running, slotDir: string, projectDir: string): Promise<void> {
-    this.checkpointPeriod ??= this.opts.checkpointPeriod ?? await readCheckpointPeriod(this.paths.root);
-    await writeInitData(slotDir, { ...initDataFor(r.rec, this.paths.root, projectDir), checkpointPeriod: this.checkpointPeriod });
+    // Preferences, proxy, authenticator and host figures as the BOINC client has them (src/prefs).
+    const client = await clientInitData(this.paths.root, r.rec.assignment.masterUrl);
+    this.checkpointPeriod ??= this.opts.checkpointPeriod ?? client.checkpointPeriod;
+    await writeInitData(slotDir, { ...initDataFor(r.rec, this.paths.root, projectDir), ...client, checkpointPeriod: this.checkpointPeriod });
   }
 
   /** The manager contract (docs/MANAGER_CONTRACT.md): the job file, then argv and environment. */
