@@ -33,11 +33,16 @@ export function initDataFor(rec: TaskRecord, dataDir: string, projectDir: string
 
 const mainProgram = (a: Assignment): ReplyFileRef => a.appVersion.fileRefs.find((f) => f.mainProgram)!;
 
-/** client/app_start.cpp (Unix): exec the main program from the project dir, LD_LIBRARY_PATH prefixed. */
+/**
+ * client/app_start.cpp (Unix) ACTIVE_TASK::start: exec `../../projects/X/app` — argv[0] relative to the
+ * slot, as BOINC passes it — with LD_LIBRARY_PATH prefixed by `../../projects/X:.:../..` (relative "in
+ * case higher-level dirs are not readable to the account under which app runs").
+ */
 export function nativeLaunchSpec(a: Assignment, slotDir: string, projectDir: string, dataDir: string): LaunchSpec {
-  const ld = [projectDir, '.', dataDir, process.env.LD_LIBRARY_PATH].filter((s) => s).join(':');
+  const rel = (p: string) => path.relative(slotDir, p) || '.';
+  const ld = [rel(projectDir), '.', rel(dataDir), process.env.LD_LIBRARY_PATH].filter((s) => s).join(':');
   return {
-    exe: path.join(projectDir, mainProgram(a).fileName),
+    exe: rel(path.join(projectDir, mainProgram(a).fileName)),
     args: splitCommandLine(taskCommandLine(a.workunit.commandLine, a.appVersion.cmdline)),
     cwd: slotDir, env: { LD_LIBRARY_PATH: ld }, stderrFile: path.join(slotDir, STDERR_FILE),
   };
