@@ -1,7 +1,7 @@
 import { measureHostInfo } from '../host/host-info.js';
 import type { InitData } from '../ipc/init-data.js';
 import { readAuthenticator } from './account.js';
-import { globalPrefsInnerXml, readGlobalPrefs, type ReadPrefsOptions } from './global-prefs.js';
+import { globalPrefsInnerXml, readGlobalPrefs, type GlobalPrefs, type ReadPrefsOptions } from './global-prefs.js';
 import { readProxyInfo } from './proxy.js';
 
 export * from './account.js';
@@ -14,10 +14,24 @@ export * from './proxy.js';
  * checkpoint period they set (disk_interval), the working proxy, the project's authenticator from its
  * account file, and the measured host figures.
  */
-export async function clientInitData(dataDir: string, masterUrl: string, opts: ReadPrefsOptions = {}):
-  Promise<Required<Pick<InitData, 'globalPreferences' | 'checkpointPeriod' | 'proxyInfo' | 'authenticator' | 'hostInfo'>>> {
+export async function clientInitData(dataDir: string, masterUrl: string, reportDeadline: number, opts: ReadPrefsOptions = {}):
+  Promise<Required<Pick<InitData, 'globalPreferences' | 'checkpointPeriod' | 'proxyInfo' | 'authenticator' | 'hostInfo' | 'computationDeadline'>>> {
   const [prefs, proxyInfo, authenticator, hostInfo] = await Promise.all([
     readGlobalPrefs(dataDir, opts), readProxyInfo(dataDir), readAuthenticator(dataDir, masterUrl), measureHostInfo(dataDir),
   ]);
-  return { globalPreferences: globalPrefsInnerXml(prefs), checkpointPeriod: prefs.diskInterval, proxyInfo, authenticator, hostInfo };
+  return {
+    globalPreferences: globalPrefsInnerXml(prefs), checkpointPeriod: prefs.diskInterval, proxyInfo, authenticator, hostInfo,
+    computationDeadline: computationDeadline(reportDeadline, prefs),
+  };
+}
+
+/** client/client_state.h WF_EST_FETCH_TIME: the least work buffer the client plans with, in seconds. */
+const WF_EST_FETCH_TIME = 180;
+
+/**
+ * client/result.cpp RESULT::computation_deadline: the report deadline less the minimum work buffer
+ * (work_buf_min_days, at least WF_EST_FETCH_TIME) and DEADLINE_CUSHION (0).
+ */
+export function computationDeadline(reportDeadline: number, prefs: Pick<GlobalPrefs, 'workBufMinDays'>): number {
+  return reportDeadline - Math.max(prefs.workBufMinDays * 86400, WF_EST_FETCH_TIME);
 }

@@ -648,7 +648,7 @@ export class TaskLifecycle extends EventEmitter {
 
   private async writeInitData(r: Running, slotDir: string, projectDir: string): Promise<void> {
     // Preferences, proxy, authenticator and host figures as the BOINC client has them (src/prefs).
-    const client = await clientInitData(this.paths.root, r.rec.assignment.masterUrl);
+    const client = await clientInitData(this.paths.root, r.rec.assignment.masterUrl, r.rec.assignment.result.reportDeadline);
     this.checkpointPeriod ??= this.opts.checkpointPeriod ?? client.checkpointPeriod;
     await writeInitData(slotDir, { ...initDataFor(r.rec, this.paths.root, projectDir), ...client, checkpointPeriod: this.checkpointPeriod });
   }
