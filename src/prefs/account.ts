@@ -23,3 +23,12 @@ export async function readAuthenticator(dataDir: string, masterUrl: string): Pro
   }
   return /<authenticator>\s*([^<]*?)\s*<\/authenticator>/.exec(text)?.[1] ?? '';
 }
+
+/**
+ * What the client hands apps as <project_preferences>: only the inside of the project preferences'
+ * <project_specific> element (client/cs_account.cpp PROJECT::parse_account keeps it as
+ * project_specific_prefs, copied verbatim; client/app_start.cpp passes nothing else), '' without one.
+ */
+export function projectSpecificPrefs(projectPreferences: string): string {
+  return /<project_specific>([\s\S]*?)<\/project_specific>/.exec(projectPreferences)?.[1] ?? '';
+}

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import type { InitData } from '../ipc/init-data.js';
+import { projectSpecificPrefs } from '../prefs/account.js';
 import type { JobDescription } from '../job/jobfile.js';
 import type { Assignment, ReplyFileRef } from '../scheduler/reply-types.js';
 import { STDERR_FILE } from '../slots/setup.js';
@@ -24,7 +25,7 @@ export function initDataFor(rec: TaskRecord, dataDir: string, projectDir: string
     computationDeadline: a.result.reportDeadline, appFiles: a.appVersion.fileRefs.map((f) => f.openName),
     ...(a.account ? {
       userid: a.account.userid, teamid: a.account.teamid, hostid: a.account.hostid, userName: a.account.userName,
-      teamName: a.account.teamName, projectPreferences: a.account.projectPreferences,
+      teamName: a.account.teamName, projectPreferences: projectSpecificPrefs(a.account.projectPreferences),
       userTotalCredit: a.account.userTotalCredit, userExpavgCredit: a.account.userExpavgCredit,
       hostTotalCredit: a.account.hostTotalCredit, hostExpavgCredit: a.account.hostExpavgCredit,
     } : {}),

@@ -3,6 +3,7 @@
  * API (libboinc-api). The same binary is run by Debian's boinc-client 7.20.5 and by altplat on the same
  * scheduler reply. It prints its argv to stderr (it reaches <stderr_out>), writes init_data.xml as it
  * read it through boinc_get_init_data (write_init_data_file, lib/app_ipc.cpp) into its output "out",
+ * followed by the slot's init_data.xml byte for byte,
  * and ends the way the first word of its input "in" says:
  *   success         write "out", boinc_finish(0)
  *   error           boinc_finish(3)
@@ -46,6 +47,10 @@ static void write_output(int nbytes) {
         APP_INIT_DATA aid;
         boinc_get_init_data(aid);
         write_init_data_file(f, aid);
+        /* then the file the client wrote, byte for byte */
+        fputs("=====RAW=====\n", f);
+        FILE* raw = fopen("init_data.xml", "r");
+        if (raw) { int c; while ((c = fgetc(raw)) != EOF) fputc(c, f); fclose(raw); }
     }
     fclose(f);
 }
