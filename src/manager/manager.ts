@@ -63,6 +63,8 @@ export class Manager {
   constructor(private readonly o: ManagerOptions) {}
 
   private get slot(): string { return this.o.slotDir; }
+  /** The BOINC data dir from init_data.xml (boinc_dir), where the hw-accel verdict is shared with discovery. */
+  private get dataDir(): string | undefined { return this.o.app.standalone ? undefined : this.o.app.initData.boincDir || undefined; }
   private get overlay(): string { return path.join(this.slot, TASK_OVERLAY); }
 
   async run(): Promise<never> {
@@ -134,7 +136,7 @@ export class Manager {
     if (restoreTag && saved) {
       this.state = saved;
       const t0 = Date.now();
-      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel }));
+      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, dataDir: this.dataDir, loadvm: restoreTag, log, accelOverride: saved.accel }));
       this.attach(vm);
       log(`restored checkpoint ${restoreTag} in ${Date.now() - t0} ms; re-attaching to guest pid ${saved.guestPid}`);
       this.runSecs = 0;
@@ -143,7 +145,7 @@ export class Manager {
     }
     await this.checkInterrupts();
     await createOverlay(this.overlay, this.config.baseDisk, this.config.appOverlay);
-    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log }));
+    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, dataDir: this.dataDir, log }));
     this.attach(vm);
     log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel})`);
     this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, elapsedAtCheckpoint: 0 };
