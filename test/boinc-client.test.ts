@@ -112,6 +112,22 @@ function initFields(xml: string): Map<string, string> {
   return m;
 }
 
+/** Names of the direct children of `tag`'s first element, in order, each once. */
+function childNames(xml: string, tag: string): string[] {
+  const start = xml.indexOf(`<${tag}>`);
+  const inner = xml.slice(start + tag.length + 2, xml.indexOf(`</${tag}>`, start));
+  const names: string[] = [];
+  let depth = 0;
+  for (const m of inner.replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, '').matchAll(/<(\/?)([A-Za-z_][\w.-]*)[^>]*?(\/?)>/g)) {
+    if (m[1]) depth--;
+    else {
+      if (depth === 0 && !names.includes(m[2]!)) names.push(m[2]!);
+      if (!m[3]) depth++;
+    }
+  }
+  return names;
+}
+
 /** Fields measured on the host or naming this run's own dirs/pid: only their presence is compared. */
 const HOST_MEASURED = new Set(['project_dir', 'boinc_dir', 'client_pid', 'slot', 'host.timezone', 'host.domain_name', 'host.ip_addr',
   'host.host_cpid', 'host.p_ncpus', 'host.p_vendor', 'host.p_model', 'host.p_features', 'host.p_fpops', 'host.p_iops', 'host.p_membw',
@@ -216,6 +232,17 @@ describe.runIf(hasClient)('altplat and the real BOINC client 7.20.5 on the same 
     }
     expect(real.o_success.stderrTxt).toContain(`argv[0]=../../projects/${project.projectDirName}/oracle_100_${PLATFORM}\n`);
     expect(real.o_success.stderrTxt).toContain(`LD_LIBRARY_PATH=../../projects/${project.projectDirName}:.:../..`);
+  });
+
+  it("the demo's Windows request has every element of the real client's request, in the client's order", async () => {
+    const first = project.requests[0]!.body;
+    const demo = await fsp.readFile(path.resolve('scripts/demo/sched_request_windows.xml'), 'utf8');
+    for (const tag of ['scheduler_request', 'host_info', 'working_global_preferences', 'time_stats', 'net_stats']) {
+      const want = childNames(first, tag);
+      expect(want.length, tag).toBeGreaterThan(0);
+      expect(childNames(demo, tag).filter((n) => want.includes(n)), tag).toEqual(want);
+    }
+    expect(childNames(childNames(first, 'global_preferences').length ? first : '', 'global_preferences')).toEqual(childNames(demo, 'global_preferences'));
   });
 
   it('suspend holds the app on both sides; abort ends it as the client ends it', () => {

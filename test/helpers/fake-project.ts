@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { makeCodeSignKey, type CodeSignKey } from './boinc-sign.js';
+import { makeCodeSignKey, type CodeSignKey } from '../../scripts/demo/boinc-sign.js';
 
 /**
  * A small BOINC project on 127.0.0.1 for the real-client oracle tests: a master page naming its

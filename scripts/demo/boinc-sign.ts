@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, privateEncrypt, constants, type KeyObject } from 'node:crypto';
+import { constants, createHash, createPublicKey, generateKeyPairSync, privateEncrypt, publicDecrypt, type KeyObject } from 'node:crypto';
 
 /**
  * BOINC's code-signing formats (lib/crypt.cpp, BOINC 7.20), made with node's crypto because Debian does
@@ -40,4 +40,26 @@ export function makeCodeSignKey(): CodeSignKey {
       return hexBlock(privateEncrypt({ key: privateKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.from(md5)));
     },
   };
+}
+
+/** BOINC's hex layout back to bytes (lib/crypt.cpp sscan_hex_data: hex pairs, newlines skipped, stops at '.'). */
+function scanHex(text: string): Buffer {
+  return Buffer.from(text.split('.')[0]!.replace(/\s+/g, ''), 'hex');
+}
+
+/**
+ * check_file_signature as the 7.20 client does it: decrypt the signature with the project's public key
+ * (RSA_public_decrypt, PKCS#1 type 1) and compare with the file's md5 in hex.
+ */
+export function checkFileSignature(publicText: string, bytes: Buffer, signatureText: string): boolean {
+  const nl = publicText.indexOf('\n');
+  const bits = Number(publicText.slice(0, nl));
+  const data = scanHex(publicText.slice(nl + 1));
+  const strip = (b: Buffer) => { let i = 0; while (i < b.length - 1 && b[i] === 0) i++; return b.subarray(i); };
+  const n = strip(data.subarray(0, MAX_RSA_MODULUS_LEN));
+  const e = strip(data.subarray(MAX_RSA_MODULUS_LEN, 2 * MAX_RSA_MODULUS_LEN));
+  if (bits !== n.length * 8) return false;
+  const key = createPublicKey({ key: { kty: 'RSA', n: n.toString('base64url'), e: e.toString('base64url') }, format: 'jwk' });
+  const clear = publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, scanHex(signatureText));
+  return clear.toString('latin1') === createHash('md5').update(bytes).digest('hex');
 }
