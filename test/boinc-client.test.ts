@@ -39,6 +39,7 @@ const CASES: FakeJob[] = [
   { name: 'o_big_output', mode: 'big_output', maxNbytes: 1000 },
   { name: 'o_abort', mode: 'forever' },
   { name: 'o_suspend', mode: 'forever' },
+  { name: 'o_quit', mode: 'forever' },
 ];
 const NAMES = CASES.map((c) => c.name);
 
@@ -139,7 +140,10 @@ let project: FakeProject;
 let client: RealClient;
 let real: Record<string, Reported> = {};
 let alt: Record<string, AltResult> = {};
+let altQuit: AltResult | undefined;
 let altRun: CliRun;
+let altResume: CliRun;
+let priorLogs = '';
 let altDir: string;
 let tmp: string;
 const realTimeline: string[] = [];
@@ -178,6 +182,14 @@ beforeAll(async () => {
   const realDone = (async () => {
     const ctl = (op: string, name: string) => client.cmd(['--task', project.masterUrl, name, op]);
     await driveInteractive(realDir, ctl, realTimeline, (n) => outputWritten(realDir, n));
+    // Quit: the client exits (its tasks quit, to resume at the next start); told to finish, it then succeeds.
+    // Only once the others are reported: a task still exiting when the client restarts holds its slot lock.
+    await project.waitReported(NAMES.filter((n) => n !== 'o_quit'), 50000, () => client.cmd(['--project', project.masterUrl, 'update']));
+    const slot = await waitFor('o_quit running', () => runningSlot(realDir, 'o_quit'));
+    await client.stop();
+    priorLogs += client.log();
+    await fsp.writeFile(path.join(slot, 'go'), '');
+    client = await startRealClient(realDir, project);
     await project.waitReported(NAMES, 50000, () => client.cmd(['--project', project.masterUrl, 'update']));
   })();
 
@@ -195,24 +207,41 @@ beforeAll(async () => {
   await fsp.writeFile(path.join(altDir, 'global_prefs_override.xml'), OVERRIDE);
   const replyFile = path.join(tmp, `sched_reply_${project.projectDirName}.xml`);
   await fsp.writeFile(replyFile, reply);
-  const run = startCli(['run', '--json', '--max-tasks', '2', '--data-dir', altDir, '--host-platform', PLATFORM, '--files', files, replyFile]);
+  const run = startCli(['run', '--json', '--max-tasks', String(CASES.length), '--data-dir', altDir, '--host-platform', PLATFORM, '--files', files, replyFile]);
   const altCtl = (op: string, name: string) => runCli(['task', '--data-dir', altDir, op, name]);
   const altDone = driveInteractive(altDir, altCtl, altTimeline, (n) => outputWritten(altDir, n));
-  altRun = await run.done;
   await altDone;
+  // Quit: `altplat task quit` leaves the task for the next run, which resumes it; told to finish, it succeeds.
+  const quitSlot = await waitFor('o_quit running', () => runningSlot(altDir, 'o_quit'));
+  await altCtl('quit', 'o_quit');
+  altRun = await run.done;
+  await fsp.writeFile(path.join(quitSlot, 'go'), '');
+  altResume = await runCli(['run', '--json', '--data-dir', altDir, '--host-platform', PLATFORM]);
   await realDone;
   await client.stop();
   real = reportedResults(project);
   alt = Object.fromEntries((JSON.parse(altRun.stdout).results as AltResult[]).map((r) => [r.name, r]));
+  altQuit = alt.o_quit;
+  for (const r of JSON.parse(altResume.stdout).results as AltResult[]) alt[r.name] = r;
 }, 120000);
 
 afterAll(async () => {
+  if (process.env.ALTPLAT_ORACLE_LOG && client) await fsp.writeFile(process.env.ALTPLAT_ORACLE_LOG, `${priorLogs}${client.log()}`);
   await client?.stop();
   await project?.close();
   if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
 });
 
-describe.runIf(hasClient)('altplat and the real BOINC client 7.20.5 on the same reply', () => {
+describe('altplat and the real BOINC client 7.20.5 on the same reply', () => {
+  it("Debian's boinc-client is installed (scripts/setup.sh installs it)", () => {
+    expect(hasClient).toBe(true);
+  });
+
+  it('quit: the task is left to resume (altplat reports it quit), and the resumed run ends as the restarted client\'s', () => {
+    expect(altQuit?.outcome).toBe('quit');
+    expect(real.o_quit.stderrTxt).toMatch(/mode forever run 1[\s\S]*mode forever run 2/);
+  });
+
   it('every case is reported by the client and by altplat', () => {
     expect(Object.keys(real).sort(), client.log()).toEqual([...NAMES].sort());
     expect(Object.keys(alt).sort(), altRun.stderr).toEqual([...NAMES].sort());
