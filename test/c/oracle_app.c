@@ -15,6 +15,7 @@
  *   big_output      write 4096 bytes to "out" (the tests give max_nbytes 1000), boinc_finish(0)
  *   forever         run until the client aborts, quits or suspends it; "go" in the slot ends it
  */
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,30 @@ static int read_int(const char* file, int dflt) {
 static void write_int(const char* file, int v) {
     FILE* f = fopen(file, "w");
     if (f) { fprintf(f, "%d\n", v); fclose(f); }
+}
+
+static int cmp(const void* a, const void* b) { return strcmp(*(char* const*)a, *(char* const*)b); }
+
+/* The slot as the client set it up: its entries (sorted) and where the soft links lead. */
+static void print_slot(void) {
+    char* names[256];
+    int n = 0;
+    DIR* d = opendir(".");
+    struct dirent* e;
+    while (d && (e = readdir(d)) && n < 256) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "runs")) continue;
+        names[n++] = strdup(e->d_name);
+    }
+    if (d) closedir(d);
+    qsort(names, n, sizeof(char*), cmp);
+    fprintf(stderr, "slot:");
+    for (int i = 0; i < n; i++) { fprintf(stderr, " %s", names[i]); free(names[i]); }
+    fprintf(stderr, "\n");
+    char path[1024];
+    boinc_resolve_filename("in", path, sizeof(path));
+    fprintf(stderr, "resolved in -> %s\n", path);
+    boinc_resolve_filename("out", path, sizeof(path));
+    fprintf(stderr, "resolved out -> %s\n", path);
 }
 
 static void write_output(int nbytes) {
@@ -75,6 +100,7 @@ int main(int argc, char** argv) {
     }
     const char* ld = getenv("LD_LIBRARY_PATH");
     fprintf(stderr, "LD_LIBRARY_PATH=%s\n", ld ? ld : "");
+    if (runs == 1) print_slot();
 
     if (!strcmp(mode, "success")) {
         write_output(0);
