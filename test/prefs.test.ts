@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { recordAccelVerdict, verdictKeyParts } from '../src/host/accel-verdict.js';
 import { serializeInitData, parseInitData } from '../src/ipc/init-data.js';
 import { clientInitData, computationDeadline, globalPrefsInnerXml, projectSpecificPrefs, readAuthenticator, readGlobalPrefs, readProxyInfo, SAVED_REPLY_PREFS_FILE } from '../src/prefs/index.js';
 
@@ -92,6 +93,15 @@ describe('proxy, account, deadline', () => {
     const c = await clientInitData(d, url, 1900000000);
     expect(c.authenticator).toBe('abc123');
     expect(c.computationDeadline).toBe(1900000000 - 8640);
+    expect(c.vmExtensionsDisabled).toBe(false);
+  });
+
+  it("vm_extensions_disabled follows the QEMU manager's recorded KVM verdict for this kernel, as p_vm_extensions_disabled does in BOINC", async () => {
+    const d = dir({});
+    await recordAccelVerdict(d, { works: false, reason: 'VM_BOOT_TIMEOUT', ...await verdictKeyParts('qemu-system-x86_64') });
+    const c = await clientInitData(d, 'http://x/', 0);
+    expect(c.vmExtensionsDisabled).toBe(true);
+    expect(c.hostInfo.pVmExtensionsDisabled).toBe(true);
   });
 
   it('computation_deadline keeps at least WF_EST_FETCH_TIME; project_preferences is the project_specific part', () => {

@@ -1,3 +1,4 @@
+import { managerVerdictForHost } from '../host/accel-verdict.js';
 import { measureHostInfo } from '../host/host-info.js';
 import type { InitData } from '../ipc/init-data.js';
 import { readAuthenticator } from './account.js';
@@ -12,15 +13,20 @@ export * from './proxy.js';
  * The parts of init_data.xml the BOINC client takes from its own configuration rather than from the
  * reply (client/app_start.cpp ACTIVE_TASK::init_app_init_data): the preferences in force and the
  * checkpoint period they set (disk_interval), the working proxy, the project's authenticator from its
- * account file, and the measured host figures.
+ * account file, and the measured host figures. `vm_extensions_disabled` (and host_info's
+ * p_vm_extensions_disabled) is set when the QEMU manager recorded KVM failing on this kernel, as the
+ * client sets it once vboxwrapper reports ERR_CPU_VM_EXTENSIONS_DISABLED (client/app_control.cpp).
  */
 export async function clientInitData(dataDir: string, masterUrl: string, reportDeadline: number, opts: ReadPrefsOptions = {}):
-  Promise<Required<Pick<InitData, 'globalPreferences' | 'checkpointPeriod' | 'proxyInfo' | 'authenticator' | 'hostInfo' | 'computationDeadline'>>> {
-  const [prefs, proxyInfo, authenticator, hostInfo] = await Promise.all([
+  Promise<Required<Pick<InitData, 'globalPreferences' | 'checkpointPeriod' | 'proxyInfo' | 'authenticator' | 'hostInfo' | 'computationDeadline' | 'vmExtensionsDisabled'>>> {
+  const [prefs, proxyInfo, authenticator, hostInfo, verdict] = await Promise.all([
     readGlobalPrefs(dataDir, opts), readProxyInfo(dataDir), readAuthenticator(dataDir, masterUrl), measureHostInfo(dataDir),
+    managerVerdictForHost(dataDir),
   ]);
+  const vmExtensionsDisabled = verdict !== undefined && !verdict.works;
   return {
-    globalPreferences: globalPrefsInnerXml(prefs), checkpointPeriod: prefs.diskInterval, proxyInfo, authenticator, hostInfo,
+    globalPreferences: globalPrefsInnerXml(prefs), checkpointPeriod: prefs.diskInterval, proxyInfo, authenticator,
+    hostInfo: { ...hostInfo, pVmExtensionsDisabled: vmExtensionsDisabled }, vmExtensionsDisabled,
     computationDeadline: computationDeadline(reportDeadline, prefs),
   };
 }
