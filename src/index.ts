@@ -57,3 +57,8 @@ export { Manager, parseManagerArgs } from './manager/manager.js';
 export type { ManagerOptions } from './manager/manager.js';
 export { STATE_FILE as MANAGER_STATE_FILE, TASK_OVERLAY } from './manager/state.js';
 export type { ManagerState } from './manager/state.js';
+export type { ManagerDefinition } from './definition/types.js';
+export {
+  DEFAULT_CPU_MODEL, DEFAULT_MACHINE_TYPE, GLIBC_BASELINE_TUNABLES, NEHALEM_GLIBC_HWCAPS, NEHALEM_LIBRARY_ENV,
+  baselineEnvFor, cpuModelProblem, glibcTunablesFor, machineTypeProblem,
+} from './definition/cpu-baseline.js';

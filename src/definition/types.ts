@@ -32,12 +32,25 @@ export interface PlatformFile {
   shared: boolean;
 }
 
+/** The platform's manager (SHARED-SHAPES.md: per-backend fields inside `<manager>`). */
+export interface ManagerDefinition {
+  /** The manager's path inside the folder ('/'-separated, normalised). */
+  fileName: string;
+  cmdline: string;
+  /**
+   * The platform's virtual CPU (`<cpu_model>`, e.g. Nehalem-v1): given to QEMU's `-cpu` under KVM and TCG
+   * alike, so every host shows a program the same CPUID (docs/HOMOGENEITY.md). Absent = the manager's default.
+   */
+  cpuModel?: string;
+  /** Pinned machine type (`<machine_type>`, e.g. pc-q35-7.2, not the moving `q35` alias). */
+  machineType?: string;
+}
+
 export interface PlatformDefinition {
   name: string;
   userFriendlyName?: string;
   version: string;
-  /** `fileName` is the manager's path inside the folder ('/'-separated, normalised). */
-  manager: { fileName: string; cmdline: string };
+  manager: ManagerDefinition;
   requires: PlatformRequirements;
   files: PlatformFile[];
   /** Absolute path of the platform folder the definition was read from. */

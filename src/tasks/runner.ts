@@ -665,7 +665,7 @@ export class TaskLifecycle extends EventEmitter {
       r.rec = await this.journal.update(r.rec.resultName, { managerFile, managerCmdline });
     }
     const workingDir = r.rec.workingCopy!.dir;
-    const jobFile = await writeJobFile(slotDir, jobDescriptionFor(a, workingDir));
+    const jobFile = await writeJobFile(slotDir, jobDescriptionFor(a, workingDir, def?.manager));
     return managerLaunchSpec({ platform: a.platform, workingDir, managerFile, managerCmdline, slotDir, jobFile });
   }
 
