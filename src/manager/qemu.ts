@@ -436,7 +436,7 @@ export async function startVm(o: Omit<StartOptions, 'accel'> & { kvmProbeMs?: nu
     }
   }
   const pre = await kvmPrecheck();
-  const verdicts = await verdictStore(QEMU_BINARY, o.dataDir, o.cpuModel, log);
+  const verdicts = await verdictStore(QEMU_BINARY, o.dataDir, o.cpuModel ?? o.config.cpuModel, log);
   const cached = pre.usable ? await verdicts.read() : undefined;
   if (pre.usable && cached?.works !== false) {
     const probeMs = o.kvmProbeMs ?? 30_000;
