@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { makeCodeSignKey, type CodeSignKey } from '../../scripts/demo/boinc-sign.js';
+import { escapeProjectUrl } from '../../src/paths.js';
 
 /**
  * A small BOINC project on 127.0.0.1 for the real-client oracle tests: a master page naming its
@@ -174,7 +175,7 @@ export async function startFakeProject(opts: { app: Buffer; deadline?: number })
   const reportedAll = (names: string[]) => names.every((n) => requests.some((r) => r.reported.includes(n)));
   return {
     masterUrl, schedulerUrl, requests, uploads, files, workReplies,
-    projectDirName: masterUrl.replace(/^https?:\/\//, '').replace(/\/$/, '').replace(/[/:]/g, '_'),
+    projectDirName: escapeProjectUrl(masterUrl),
     addJobs(jobs) { pending.push(...jobs); },
     async waitReported(names, timeoutMs, poke) {
       const until = Date.now() + timeoutMs;
