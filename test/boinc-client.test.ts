@@ -226,7 +226,11 @@ beforeAll(async () => {
 }, 120000);
 
 afterAll(async () => {
-  if (process.env.ALTPLAT_ORACLE_LOG && client) await fsp.writeFile(process.env.ALTPLAT_ORACLE_LOG, `${priorLogs}${client.log()}`);
+  // For a look at a failure: ALTPLAT_ORACLE_LOG=FILE keeps the client's log, FILE.json both sides' results.
+  if (process.env.ALTPLAT_ORACLE_LOG && client) {
+    await fsp.writeFile(process.env.ALTPLAT_ORACLE_LOG, `${priorLogs}${client.log()}`);
+    await fsp.writeFile(`${process.env.ALTPLAT_ORACLE_LOG}.json`, JSON.stringify({ real, alt, realTimeline, altTimeline }, null, 2));
+  }
   await client?.stop();
   await project?.close();
   if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
@@ -249,6 +253,20 @@ describe('altplat and the real BOINC client 7.20.5 on the same reply', () => {
 
   it.each(CASES.map((c) => [c.name]))('%s: the same exit status', (name) => {
     expect(alt[name].exitStatus, `${name}: real ${JSON.stringify(real[name])}\nalt ${JSON.stringify(alt[name])}`).toBe(real[name].exitStatus);
+  });
+
+  it("the same <message> as the client's <stderr_out>; for an output error, its file_xfer_error code is the output's status", () => {
+    for (const n of NAMES) {
+      const m = /<message>\n?([\s\S]*?)<\/message>/.exec(real[n].stderrOut)?.[1]?.trim();
+      const xfer = m ? /<error_code>(-?\d+)/.exec(m) : null;
+      if (xfer) {
+        const out = alt[n].outputs.find((o) => o.name === `${n}_out`)!;
+        expect(`${n} ${out.status}`).toBe(`${n} ${xfer[1]}`);
+        expect(alt[n].outcome).toBe('compute_error');
+      } else {
+        expect(`${n}: ${alt[n].reason ?? ''}`).toBe(`${n}: ${m ?? ''}`);
+      }
+    }
   });
 
   it('the same outcome: success exactly where the client reports success (state 5 = FILES_UPLOADED)', () => {
