@@ -39,6 +39,7 @@ export async function startRealClient(dir: string, project: FakeProject): Promis
 </log_flags>
 <options>
 <report_results_immediately>1</report_results_immediately>
+<dont_contact_ref_site>1</dont_contact_ref_site>
 <ncpus>12</ncpus>
 <max_file_xfers>16</max_file_xfers>
 <max_file_xfers_per_project>16</max_file_xfers_per_project>
