@@ -320,6 +320,8 @@ describe('altplat and the real BOINC client 7.20.5 on the same reply', () => {
       expect(a.get('prefs.source_project')).toBe(project.masterUrl);
       expect(a.get('checkpoint_period')).toBe('45.000000');
       expect(a.get('authenticator')).toBe(AUTHENTICATOR);
+      expect(a.get('color')).toBe('green'); // <project_preferences> holds the project_specific part only
+      expect(a.has('resource_share')).toBe(false);
       expect(a.get('host.wsl_available')).toBe('0');
       expect(a.get('host.coprocs')).toBe('<coprocs>');
       expect(a.has('proxy.http_server_port')).toBe(true);

@@ -109,7 +109,7 @@ export async function startFakeProject(opts: { app: Buffer; deadline?: number })
       '<userid>7</userid>', '<user_name>oracle &amp; co</user_name>', '<user_total_credit>12.500000</user_total_credit>',
       '<user_expavg_credit>1.250000</user_expavg_credit>', '<user_create_time>1600000000</user_create_time>',
       PROJECT_GLOBAL_PREFS.replace('@MASTER@', masterUrl),
-      '<project_preferences>\n<color>green</color>\n</project_preferences>',
+      '<project_preferences>\n<resource_share>100</resource_share>\n<project_specific>\n<color>green</color>\n</project_specific>\n</project_preferences>',
       '<hostid>42</hostid>', '<host_total_credit>3.000000</host_total_credit>', '<host_expavg_credit>0.300000</host_expavg_credit>',
       '<host_venue></host_venue>', '<host_create_time>1600000001</host_create_time>', '<team_name></team_name>'];
     for (const a of acks) out.push(`<result_ack>\n    <name>${a}</name>\n</result_ack>`);
