@@ -68,7 +68,7 @@ export interface LifecycleOptions {
   maxTasks?: number;
   /** Test-only: SIGKILL this process right after the journal records this step (docs/LIFECYCLE.md). */
   crashAt?: string;
-  /** init_data.xml checkpoint_period in seconds; default: the volunteer's disk_interval preference (src/tasks/prefs.ts). */
+  /** init_data.xml checkpoint_period in seconds; default: the volunteer's disk_interval preference (src/prefs/global-prefs.ts). */
   checkpointPeriod?: number;
 }
 
@@ -574,7 +574,7 @@ export class TaskLifecycle extends EventEmitter {
     // client/app.cpp ACTIVE_TASK::init: the limits come from the workunit's bounds and the app version's flops.
     const maxElapsed = maxElapsedTime(a.workunit.rscFpopsBound, a.appVersion.flops);
     // check_rsc_limits_exceeded measures the disk at the first poll (peak_disk_usage still 0), then every
-    // max(disk_interval, 300) s; this.checkpointPeriod is the volunteer's disk_interval (src/tasks/prefs.ts).
+    // max(disk_interval, 300) s; this.checkpointPeriod is the volunteer's disk_interval (src/prefs/global-prefs.ts).
     const diskIntervalMs = Math.max(this.checkpointPeriod ?? 0, MIN_DISK_CHECK_INTERVAL_S) * 1000;
     let lastDiskCheck = -Infinity;
     let peakDisk = 0;
