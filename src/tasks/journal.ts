@@ -6,6 +6,7 @@ import type { SharedFileStamp } from '../slots/working-copy.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { ExitDecision } from './exit-rules.js';
 import type { ResultReport } from './report.js';
+import { ensureOwnedDir } from '../util/owned-dir.js';
 
 export const JOURNAL_FILE = 'tasks.json';
 const JOURNAL_VERSION = 1;
@@ -65,7 +66,7 @@ export class Journal {
   private constructor(readonly file: string) {}
 
   static async open(stateDir: string): Promise<Journal> {
-    await fsp.mkdir(stateDir, { recursive: true });
+    await ensureOwnedDir(path.dirname(stateDir), path.basename(stateDir)); // i9a: a real folder, never a link
     const j = new Journal(path.join(stateDir, JOURNAL_FILE));
     let text: string | undefined;
     try {
@@ -107,8 +108,16 @@ export class Journal {
       const old = this.tasks.get(name) ?? (init ? { ...init, updatedAt: '' } : undefined);
       if (!old) throw new AltplatError('JOURNAL_NO_TASK', `no task ${name} in the journal`);
       const next: TaskRecord = { ...old, ...patch, updatedAt: new Date().toISOString() };
+      const prev = this.tasks.get(name);
       this.tasks.set(name, next);
-      await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+      try {
+        await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+      } catch (e) {
+        // i9a: not on disk, so not in memory either (a full disk must not leave a task only half taken on).
+        if (prev) this.tasks.set(name, prev);
+        else this.tasks.delete(name);
+        throw e;
+      }
       return next;
     };
     const p = this.chain.then(run, run);

@@ -12,7 +12,7 @@ import { writeInitData } from '../ipc/init-data.js';
 import { createMmapFile } from '../ipc/mmap.js';
 import { writeJobFile } from '../job/jobfile.js';
 import { dataPaths, type DataPaths } from '../paths.js';
-import { readSchedulerReply } from '../scheduler/reply.js';
+import { inputFilesUsed, readSchedulerReply } from '../scheduler/reply.js';
 import type { ParsedReply } from '../scheduler/reply-types.js';
 import { chooseFreeSlot } from '../slots/choose.js';
 import { cleanOutDir, dropPlantedEntries, isRealDirOrMissing, removeInside } from '../slots/clean.js';
@@ -20,6 +20,8 @@ import { stageFiles } from '../slots/files.js';
 import { checkOutputs, moveCopiedOutputs, moveTrickleUp, readStderrTail } from '../slots/outputs.js';
 import { checkInputs, FINISH_FILE, MMAP_FILE, setupSlot, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../slots/setup.js';
 import { changedSharedOriginals, createWorkingCopy, removeWorkingCopy } from '../slots/working-copy.js';
+import { ensureOwnedDir, isRealDirInside } from '../util/owned-dir.js';
+import { ioError } from '../util/io-error.js';
 import { serveControl, type TaskOp, type TaskRequest, type TaskResponse } from './control-socket.js';
 import {
   decideExit, EXIT_ABORTED_BY_CLIENT, EXIT_ABORTED_BY_PROJECT, EXIT_ABORTED_VIA_GUI, FINISH_FILE_CHECK_S, FINISH_FILE_TIMEOUT_S,
@@ -221,7 +223,7 @@ export class TaskLifecycle extends EventEmitter {
       // not the whole run.
       const refused = new Map<string, AltplatError>();
       if (input.filesDir) {
-        for (const info of reply.fileInfos) {
+        for (const info of inputFilesUsed(reply)) {
           try {
             await stageFiles(input.filesDir, projectDir, [info]);
           } catch (e) {
@@ -260,10 +262,11 @@ export class TaskLifecycle extends EventEmitter {
             : rejected(a.result.name, a.platform, e.code, e.message));
           continue;
         }
-        await this.journal.update(a.result.name, {}, {
+        const journaled = await this.journal.update(a.result.name, {}, {
           resultName: a.result.name, assignment: a, step: 'assigned', prematureExits: 0, restarts: 0,
           checkpointCpuTime: 0, fractionDone: 0, elapsed: 0,
-        });
+        }).catch((e: unknown) => ioError(e, 'recording the task in the journal')); // i9a: a full disk is a reason, not a crash
+        if (journaled instanceof AltplatError) { reports.push(rejected(a.result.name, a.platform, journaled.code, journaled.message)); continue; }
         this.crashPoint('assigned');
       }
     }
@@ -326,6 +329,7 @@ export class TaskLifecycle extends EventEmitter {
       [this.paths.altPlatformsWorking, ownedWorking, () => false],
     ] as const) {
       let names: string[] = [];
+      if (!(await isRealDirInside(this.paths.root, root))) continue; // i9a: a planted link is not swept through
       try {
         names = await fsp.readdir(root);
       } catch (e) {
@@ -388,7 +392,7 @@ export class TaskLifecycle extends EventEmitter {
           message: `couldn't start app: Main program ${main.fileName} is not executable` }, 'MAIN_PROGRAM_NOT_EXECUTABLE');
       }
       // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
-      await fsp.mkdir(slotDir, { recursive: true });
+      await ensureOwnedDir(this.paths.root, path.relative(this.paths.root, slotDir)); // i9a: never mkdir -p through a link
       await setupSlot(slotDir, projectDir, a, { afterFile: () => this.crashPoint('setup_partial') });
       if (!atLeast(r.rec.step, 'slot_ready')) await this.step(r, 'slot_ready');
       if (a.kind === 'alt') {

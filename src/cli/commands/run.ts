@@ -47,8 +47,16 @@ export function registerRun(program: Command): void {
         const result = await lc.run({ replyFile: reply, filesDir: flags.files }).catch((e: unknown) => {
           const code = (e as { code?: unknown }).code;
           if (code === 'DATA_DIR_MISSING' || code === 'DATA_DIR_NOT_A_FOLDER') throw new UsageError((e as Error).message);
+          // i9a: --json output is always printed; a run refused as a whole (reply not XML, altplat/ a link,
+          // a full disk) says why in `error`, with the same exit status as before.
+          if (flags.json && typeof code === 'string') {
+            process.stdout.write(`${JSON.stringify({ results: [], error: { code, message: (e as Error).message } }, null, 2)}\n`);
+            process.stderr.write(`altplat: ${(e as Error).message} [${code}]\n`);
+            return undefined;
+          }
           throw e;
         });
+        if (!result) { process.exitCode = 1; return; }
         stopProgress?.();
         if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else printRunReport(result.results, process.stdout);
