@@ -114,7 +114,7 @@ describe("the manager's recorded verdict under <data>/altplat/", () => {
     fs.mkdirSync(d);
     fs.mkdirSync(outside);
     fs.symlinkSync(outside, path.join(d, 'altplat'));
-    await expect(recordAccelVerdict(d, { works: true, reason: 'x', kernel: 'k', qemu: 'q', cpuModel: '' })).rejects.toMatchObject({ code: 'ACCEL_STATE_NOT_DIR' });
+    await expect(recordAccelVerdict(d, { works: true, reason: 'x', kernel: 'k', qemu: 'q', cpuModel: '' })).rejects.toMatchObject({ code: 'OWNED_DIR_NOT_REAL' });
     expect(fs.readdirSync(outside)).toEqual([]);
     const logs: string[] = [];
     const store = await verdictStore('qemu-system-x86_64', d, '', (s) => logs.push(s));

@@ -1,10 +1,9 @@
 import { constants, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AltplatError } from '../errors.js';
 import { STATE_DIR } from '../paths.js';
-import { isRealDirOrMissing } from '../slots/clean.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { ensureOwnedDir, realDataRoot } from '../util/owned-dir.js';
 
 /**
  * One hardware-acceleration verdict shared by discovery and the QEMU manager. As vboxwrapper reports
@@ -108,20 +107,18 @@ export async function readAccelVerdict(dataDir: string, key: VerdictKeyParts): P
 }
 
 /**
- * Record a verdict (atomic: temp, fsync, rename), keeping the others. Refused with ACCEL_STATE_NOT_DIR,
- * writing nothing, when `<data>/altplat` is not a real folder (a planted link must not be written through).
+ * Record a verdict (atomic: temp, fsync, rename), keeping the others. Refused with OWNED_DIR_NOT_REAL,
+ * writing nothing, when `<data>/altplat` is not a real folder inside the data dir (a planted link must
+ * not be written through; src/util/owned-dir.ts).
  */
 export async function recordAccelVerdict(dataDir: string, v: Omit<AccelVerdict, 'at'> & { at?: string }): Promise<AccelVerdict> {
-  const stateDir = path.join(dataDir, STATE_DIR);
-  if (!(await isRealDirOrMissing(stateDir))) {
-    throw new AltplatError('ACCEL_STATE_NOT_DIR', `${stateDir} is not a real folder; the hardware-acceleration verdict is not recorded`, { path: stateDir });
-  }
-  await fsp.mkdir(stateDir, { recursive: true });
+  const root = realDataRoot(dataDir);
+  await ensureOwnedDir(root, STATE_DIR);
   const verdict: AccelVerdict = { ...v, at: v.at ?? new Date().toISOString() };
   const all: Record<string, AccelVerdict> = {};
   for (const old of await readAccelVerdicts(dataDir)) all[verdictKey(old)] = old;
   all[verdictKey(verdict)] = verdict;
-  await writeFileAtomic(path.join(dataDir, ACCEL_VERDICT_FILE), `${JSON.stringify({ version: 1, verdicts: all } satisfies VerdictFile, null, 2)}\n`);
+  await writeFileAtomic(path.join(root, ACCEL_VERDICT_FILE), `${JSON.stringify({ version: 1, verdicts: all } satisfies VerdictFile, null, 2)}\n`);
   return verdict;
 }
 
