@@ -3,7 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TaskLifecycle } from '../src/tasks/runner.js';
+import { Batch } from './lifecycle-helpers.js';
 import {
   buildPi, installReferencePlatform, makeQemuReply, PI_BUILDS, PLATFORM_DIR, QEMU_PROJECT, qemuPidsTagged, sha256File, writeQemuReply,
 } from './qemu-fixture.js';
@@ -52,7 +52,7 @@ describe('the paper\'s program through the alt platforms (Windows host playing t
       },
     ]);
     const { replyFile, filesDir } = writeQemuReply(d, reply);
-    const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200, maxTasks: 2 });
+    const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200, maxTasks: 2 });
     const { results } = await lc.run({ replyFile, filesDir });
     const by = Object.fromEntries(results.map((r) => [r.name, r]));
     for (const [kind, file] of [['sse', sse], ['x87', x87]] as const) {
@@ -112,9 +112,9 @@ async function startCounter(result: string, steps: number) {
   const d = await dataDir(['x86_64-pc-linux-gnu']);
   const reply = makeQemuReply([{ result, platform: 'x86_64-pc-linux-gnu', program: COUNTER, commandLine: String(steps), rscFpopsEst: 1e10 }]);
   const { replyFile, filesDir } = writeQemuReply(d, reply);
-  const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+  const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
   let fraction = 0;
-  lc.on('progress', (p: { fractionDone: number }) => { fraction = p.fractionDone; });
+  lc.on('progress', (p) => { fraction = p.fractionDone; });
   const done = lc.run({ replyFile, filesDir });
   const slot = path.join(d, 'slots', '0');
   const qemuPid = () => until('the VM', () => qemuPidsTagged(result)[0]);
@@ -155,7 +155,7 @@ describe('the manager follows the client', () => {
     const tag = await checkpointTag(t.slot);
     expect(tag).toMatch(/^altplat-ckpt-[ab]$/);
 
-    const again = new TaskLifecycle({ dataDir: t.d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+    const again = new Batch({ dataDir: t.d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
     const { results } = await again.run({});
     expect(results[0]).toMatchObject({ name: 'mt_quit', outcome: 'success', exitStatus: 0 });
     expect(await t.output()).toBe(expectedCounter(50));

@@ -32,12 +32,22 @@ export interface PlatformFile {
   shared: boolean;
 }
 
+/** One `<manager>` (backend) of a definition (docs/PLATFORM_FORMAT.md; shapes agreed in SHARED-SHAPES). */
+export interface ManagerDefinition {
+  /** Backend name; the journal records `name ?? fileName` so a relaunch uses the same backend. */
+  name?: string;
+  fileName: string;
+  cmdline: string;
+  /** Opt-in: the client runs `<manager> <cleanupCmdline>` (cwd = slot) after it kills the manager's group and at recovery. */
+  cleanupCmdline?: string;
+}
+
 export interface PlatformDefinition {
   name: string;
   userFriendlyName?: string;
   version: string;
   /** `fileName` is the manager's path inside the folder ('/'-separated, normalised). */
-  manager: { fileName: string; cmdline: string };
+  manager: ManagerDefinition;
   requires: PlatformRequirements;
   files: PlatformFile[];
   /** Absolute path of the platform folder the definition was read from. */

@@ -38,8 +38,8 @@ export class SlotLock {
    * One attempt, like FILE_LOCK::lock: resolves to a held lock, or undefined when another process
    * holds it. AltplatError IPC_LOCK_FAILED when the lock cannot be tried at all.
    */
-  static async tryLock(slotDir: string): Promise<SlotLock | undefined> {
-    const file = path.join(slotDir, LOCK_FILE_NAME);
+  static async tryLock(slotDir: string, fileName = LOCK_FILE_NAME): Promise<SlotLock | undefined> {
+    const file = path.join(slotDir, fileName);
     const child = spawn('perl', ['-e', HELPER, file], { stdio: ['pipe', 'pipe', 'ignore'] });
     const answer = await new Promise<string>((resolve, reject) => {
       let out = '';
@@ -69,12 +69,15 @@ export class SlotLock {
     return this.helper !== undefined;
   }
 
-  /** FILE_LOCK::unlock: give the lock up and delete the file. */
-  async unlock(): Promise<void> {
+  /**
+   * FILE_LOCK::unlock: give the lock up and delete the file. `keepFile` leaves the file (a lock that
+   * others may be waiting to take on the same inode, such as the client's data-dir lock).
+   */
+  async unlock(opts: { keepFile?: boolean } = {}): Promise<void> {
     const helper = this.helper;
     if (!helper) return;
     this.helper = undefined;
-    await fsp.rm(this.file, { force: true });
+    if (!opts.keepFile) await fsp.rm(this.file, { force: true });
     const exited = helper.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => helper.once('exit', () => r()));
     // While we wait, the helper must count as pending work, or Node may end the process first.
     helper.ref();

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import type { InitData } from '../ipc/init-data.js';
 import type { JobDescription } from '../job/jobfile.js';
 import type { Assignment, ReplyFileRef } from '../scheduler/reply-types.js';
-import { STDERR_FILE } from '../slots/setup.js';
+import { STDERR_FILE } from '../boinc.js';
 import { splitCommandLine, taskCommandLine } from './cmdline.js';
 import type { LaunchSpec } from './launch.js';
 import type { TaskRecord } from './journal.js';
@@ -34,8 +34,8 @@ export function initDataFor(rec: TaskRecord, dataDir: string, projectDir: string
 const mainProgram = (a: Assignment): ReplyFileRef => a.appVersion.fileRefs.find((f) => f.mainProgram)!;
 
 /** client/app_start.cpp (Unix): exec the main program from the project dir, LD_LIBRARY_PATH prefixed. */
-export function nativeLaunchSpec(a: Assignment, slotDir: string, projectDir: string, dataDir: string): LaunchSpec {
-  const ld = [projectDir, '.', dataDir, process.env.LD_LIBRARY_PATH].filter((s) => s).join(':');
+export function nativeLaunchSpec(a: Assignment, slotDir: string, projectDir: string, dataDir: string, inheritedLd?: string): LaunchSpec {
+  const ld = [projectDir, '.', dataDir, inheritedLd].filter((s) => s).join(':');
   return {
     exe: path.join(projectDir, mainProgram(a).fileName),
     args: splitCommandLine(taskCommandLine(a.workunit.commandLine, a.appVersion.cmdline)),

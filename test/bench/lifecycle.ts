@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { PlatformDefinition } from '../../src/definition/types.js';
 import { dataPaths } from '../../src/paths.js';
-import { TaskLifecycle } from '../../src/tasks/runner.js';
+import { Batch } from '../lifecycle-helpers.js';
 import { createWorkingCopy, removeWorkingCopy } from '../../src/slots/working-copy.js';
 import { installAltPlatform, makeReply, tempDataDir, writeReply } from '../lifecycle-helpers.js';
 import { medianMs, printLine, type BenchSection } from './harness.js';
@@ -101,11 +101,11 @@ const overheadSection: BenchSection = {
       let i = 0;
       const task = await medianMs(async () => {
         const { dataDir, replyFile, filesDir } = prepared[i++];
-        const lc = new TaskLifecycle({ dataDir, hostPlatforms: ['windows_x86_64'] });
+        const lc = new Batch({ dataDir, hostPlatforms: ['windows_x86_64'], controlSocket: false });
         const { results } = await lc.run({ replyFile, filesDir });
         if (results[0]?.outcome !== 'success') throw new Error(`no-op task ended ${results[0]?.outcome}: ${results[0]?.reason}`);
       }, 5);
-      printLine({ name: 'one no-op task through TaskLifecycle.run', value: task, baseline: direct,
+      printLine({ name: 'one no-op task through runBatch (open, discover, accept, run, close)', value: task, baseline: direct,
         note: `discovery, reply, journal fsyncs, slot, working copy, launch, cleanup; ${os.cpus().length} shared cores` });
     } finally {
       await fsp.rm(root, { recursive: true, force: true });
