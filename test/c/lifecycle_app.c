@@ -65,6 +65,9 @@ int main(int argc, char** argv) {
     fprintf(stderr, "lifecycle_app: mode %s run %d argc %d\n", mode, runs, argc);
     for (int i = 1; i < argc; i++) fprintf(stderr, "arg %d: %s\n", i, argv[i]);
     fprintf(stderr, "lifecycle_app: pid %d\n", (int)getpid());
+    APP_INIT_DATA aid;
+    boinc_get_init_data(aid);
+    fprintf(stderr, "lifecycle_app: checkpoint_period %.0f\n", aid.checkpoint_period);
     if (!strcmp(mode, "wait_go")) {
         while (access("go", F_OK) != 0) boinc_sleep(0.05);
         strcpy(mode, "success");
