@@ -79,7 +79,11 @@ export class AltTask {
     if (this.record.suspended) return 'suspended';
     return this.runState;
   }
-  get fractionDone(): number { return this.proc?.control.status.fractionDone ?? this.record.fractionDone; }
+  /** The app's last fraction done (a relaunched app counts from its checkpoint's until it reports). */
+  get fractionDone(): number {
+    const st = this.proc?.control.status;
+    return st && st.receivedAt !== undefined ? st.fractionDone : this.record.fractionDone;
+  }
   /** Seconds the task's processes ran, over all runs (not counting time suspended). */
   get elapsed(): number { return this.elapsedNow(this.ctx.system.clock()); }
   /** The process state BOINC would show (ProcessState name), or the task state when no process runs. */
