@@ -16,7 +16,7 @@ export const CLEANUP_TIMEOUT_MS = 30_000;
  * in the slot so a backend can remove what lives outside the process group (a container, a VM the
  * hypervisor runs). Output is appended to stderr.txt; the wait is bounded; failure is only logged.
  */
-export async function runManagerCleanup(sys: AltplatSystem, rec: TaskRecord, slotDir: string): Promise<void> {
+export async function runManagerCleanup(sys: AltplatSystem, rec: TaskRecord, slotDir: string, timeoutMs = CLEANUP_TIMEOUT_MS): Promise<void> {
   const wc = rec.workingCopy?.dir;
   if (!rec.managerCleanupCmdline || !rec.managerFile || !wc) return;
   if (!(await isRealDirOrMissing(slotDir)) || !(await fsp.stat(slotDir).then(() => true, () => false))) return;
@@ -31,8 +31,8 @@ export async function runManagerCleanup(sys: AltplatSystem, rec: TaskRecord, slo
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         if (child.pid) killGroup(sys, child.pid);
-        sys.log('warn', `manager cleanup of ${rec.resultName} did not end within ${CLEANUP_TIMEOUT_MS / 1000} s; killed`);
-      }, CLEANUP_TIMEOUT_MS);
+        sys.log('warn', `manager cleanup of ${rec.resultName} did not end within ${timeoutMs / 1000} s; killed`);
+      }, timeoutMs);
       child.once('error', (e) => { clearTimeout(timer); sys.log('warn', `manager cleanup of ${rec.resultName}: ${e.message}`); resolve(); });
       child.once('exit', () => { clearTimeout(timer); resolve(); });
     });
