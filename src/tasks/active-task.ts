@@ -95,9 +95,14 @@ export class AltTask {
 
   /** @internal */ get rec(): TaskRecord { return this.record; }
 
-  /** @internal Journal a step (and the fields that change with it), then tell listeners. */
-  async setStep(step: TaskStep, patch: Partial<TaskRecord> = {}): Promise<void> {
-    await this.update({ ...patch, step });
+  /**
+   * @internal Journal a step (and the fields that change with it), then tell listeners. `persist: false`
+   * for a step that recovery redoes anyway (slot_ready: setup_slot_dir is idempotent): it reaches the
+   * journal with the next write, one fsync fewer per task.
+   */
+  async setStep(step: TaskStep, patch: Partial<TaskRecord> = {}, opts: { persist?: boolean } = {}): Promise<void> {
+    if (opts.persist === false) this.record = { ...this.record, ...patch, step };
+    else await this.update({ ...patch, step });
     this.emitState();
     this.ctx.hook(step);
   }

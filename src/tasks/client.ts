@@ -247,13 +247,12 @@ export class AltplatClient extends TypedEmitter<AltplatEvents> {
     });
     const tasks: AltTask[] = [];
     for (const rec of got.known) tasks.push(this.byKey.get(keyOf(rec.masterUrl, rec.resultName))!);
-    for (const init of got.accepted) {
-      const rec = await this.journal.update(init, {}, init);
+    for (const rec of await this.journal.addAll(got.accepted)) {
       const t = new AltTask(this.ctx, rec);
       this.byKey.set(keyOf(rec.masterUrl, rec.resultName), t);
       tasks.push(t);
-      this.ctx.hook('assigned');
     }
+    if (got.accepted.length > 0) this.ctx.hook('assigned');
     const order = new Map(parsed.assignments.map((a, i) => [a.result.name, i]));
     tasks.sort((x, y) => (order.get(x.name) ?? 0) - (order.get(y.name) ?? 0));
     await this.applyResultAborts(parsed, masterUrl);

@@ -132,6 +132,25 @@ export class Journal {
     return this.all().filter((t) => t.step !== 'done' && t.step !== 'finished');
   }
 
+  /** Add new records with one write (accept() of a reply: one fsync, not one per result). Known keys are kept. */
+  async addAll(inits: Array<Omit<TaskRecord, 'updatedAt'>>): Promise<TaskRecord[]> {
+    const run = async (): Promise<TaskRecord[]> => {
+      const now = new Date().toISOString();
+      const out: TaskRecord[] = [];
+      for (const init of inits) {
+        const k = keyText(init);
+        const rec = this.tasks.get(k) ?? { ...init, updatedAt: now };
+        this.tasks.set(k, rec);
+        out.push(rec);
+      }
+      if (inits.length > 0) await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+      return out;
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.then(() => undefined, () => undefined);
+    return p;
+  }
+
   /** Apply `patch` to a record (creating it with `init`) and persist the whole journal before returning. */
   async update(key: TaskKey, patch: Partial<TaskRecord>, init?: Omit<TaskRecord, 'updatedAt'>): Promise<TaskRecord> {
     const k = keyText(key);

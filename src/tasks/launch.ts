@@ -2,7 +2,7 @@ import { type ChildProcess } from 'node:child_process';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
-import type { AltplatSystem } from './system.js';
+import type { AltplatSystem, ProcessInfo } from './system.js';
 
 export type { Spawner } from './system.js';
 
@@ -81,14 +81,16 @@ const inside = (cwd: string, dirs: string[]) => dirs.some((d) => cwd === d || cw
  * an unrelated program is never touched), and the group of any other process working there (a manager
  * started just before a crash, whose pgid never reached the journal). `ownDirs` are only ever the
  * folders of a task altplat journaled — never a slot it did not acquire. Waits until they are gone, so
- * a restart never overlaps the old manager. Returns the groups killed.
+ * a restart never overlaps the old manager. `listed`: a process listing taken just before, reused.
+ * Returns the groups killed.
  */
-export async function killOrphans(sys: AltplatSystem, ownDirs: string[], recordedPgid?: number): Promise<number[]> {
+export async function killOrphans(sys: AltplatSystem, ownDirs: string[], recordedPgid?: number,
+  listed?: ProcessInfo[]): Promise<number[]> {
   if (ownDirs.length === 0) return [];
   // /proc/<pid>/cwd is the resolved path: a data dir reached through a symlink must match too.
   const real = await Promise.all(ownDirs.map((d) => fsp.realpath(d).catch(() => d)));
   const dirs = [...new Set([...ownDirs, ...real])];
-  const procs = await sys.listProcesses();
+  const procs = listed ?? await sys.listProcesses();
   const ours = procs.filter((p) => !p.zombie && p.pid !== process.pid && p.cwd !== undefined && inside(p.cwd, dirs));
   const groups = new Set<number>();
   if (recordedPgid && ours.some((p) => p.pgid === recordedPgid)) groups.add(recordedPgid);

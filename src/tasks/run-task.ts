@@ -78,7 +78,7 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
   // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
   await fsp.mkdir(slotDir, { recursive: true });
   await setupSlot(slotDir, projectDir, a, { afterFile: () => ctx.hook('setup_partial') });
-  if (!atLeast(t.rec.step, 'slot_ready')) await t.setStep('slot_ready');
+  if (!atLeast(t.rec.step, 'slot_ready')) await t.setStep('slot_ready', {}, { persist: false });
   if (a.kind === 'alt') {
     const wcOk = t.rec.workingCopy !== undefined && atLeast(t.rec.step, 'working_copy')
       && await fsp.stat(t.rec.workingCopy.dir).then(() => true, () => false);
@@ -165,9 +165,11 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     // BOINC kills the app's descendants once it has exited (ACTIVE_TASK::cleanup_task,
     // kill_subsidiary_processes): the group does it, and a descendant that left the group (setsid, a
     // daemonised VM) but still works in the slot or working copy is found there and killed too.
-    const leftovers = (await ctx.system.listProcesses()).some((p) => !p.zombie && p.pgid === launched.pgid);
+    const listed = await ctx.system.listProcesses();
+    const leftovers = listed.some((p) => !p.zombie && p.pgid === launched.pgid);
     killGroup(ctx.system, launched.pgid);
-    const orphans = await killOrphans(ctx.system, [slotDir, ...(t.rec.workingCopy ? [t.rec.workingCopy.dir] : [])]);
+    const orphans = await killOrphans(ctx.system, [slotDir, ...(t.rec.workingCopy ? [t.rec.workingCopy.dir] : [])], undefined,
+      listed.filter((p) => p.pgid !== launched.pgid));
     if (sup.killed || leftovers || orphans.length > 0) await runManagerCleanup(ctx.system, t.rec, slotDir);
     // handle_exited_app (client/app_control.cpp) reads the last status and trickle-up messages first: a
     // trickle announced between the last poll and the exit is still moved to the project dir.
@@ -188,7 +190,9 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     t.proc = undefined;
     if (decision.kind !== 'restart') {
       const finishMessage = files.finish ? parseFinishFile(files.finish).message : undefined;
-      await t.setStep('exited', { pid: undefined, pgid: undefined, elapsed, decision, finishMessage });
+      // A success needs no journal write here: recovery reads the same verdict from the finish file
+      // (the 'launched' branch above). Any other end is journaled, so it is never run again.
+      await t.setStep('exited', { pid: undefined, pgid: undefined, elapsed, decision, finishMessage }, { persist: decision.kind !== 'success' });
       return finished(decision, undefined, finishMessage);
     }
     await t.setStep('exited', {

@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { errnoCode } from '../errors.js';
@@ -67,16 +68,35 @@ async function statOf(pid: number): Promise<{ state: string; pgid: number } | un
   return { state: rest[0]!, pgid: Number(rest[2]) };
 }
 
+/**
+ * /proc read synchronously: procfs answers from memory, and a few hundred async reads through libuv's
+ * thread pool cost ~25 ms after every task, the synchronous walk ~2 ms.
+ */
 async function procList(): Promise<ProcessInfo[]> {
-  const names = await fsp.readdir('/proc').catch(() => [] as string[]);
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc');
+  } catch {
+    return [];
+  }
   const out: ProcessInfo[] = [];
   for (const n of names) {
     if (!/^\d+$/.test(n)) continue;
     const pid = Number(n);
-    const st = await statOf(pid);
-    if (!st) continue;
-    const cwd = await fsp.readlink(`/proc/${pid}/cwd`).catch(() => undefined);
-    out.push({ pid, pgid: st.pgid, cwd, zombie: st.state === 'Z' });
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    let cwd: string | undefined;
+    try {
+      cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      cwd = undefined;
+    }
+    out.push({ pid, pgid: Number(rest[2]), cwd, zombie: rest[0] === 'Z' });
   }
   return out;
 }

@@ -15,7 +15,7 @@ import { outputLine, type ResultReport } from './report.js';
 /** One task as wind-up sees it: its record and the way it journals a step (the task owns both). */
 export interface WindupTask {
   readonly rec: TaskRecord;
-  setStep(step: TaskStep, patch?: Partial<TaskRecord>): Promise<void>;
+  setStep(step: TaskStep, patch?: Partial<TaskRecord>, opts?: { persist?: boolean }): Promise<void>;
 }
 
 export type FinalDecision = Exclude<ExitDecision, { kind: 'restart' }>;
