@@ -9,6 +9,7 @@ import { AltplatClient, type AltplatClientOptions } from '../src/tasks/client.js
 import { runBatch, type RunResult } from '../src/tasks/batch.js';
 import type { AltplatEvents } from '../src/tasks/events.js';
 import type { Spawner } from '../src/tasks/system.js';
+import { readVolunteerPrefs } from '../src/cli/prefs.js';
 
 /** Shared set-up for the lifecycle tests: a temp BOINC data dir, an installed alt platform, replies. */
 export const MASTER_URL = 'https://example.org/lctest/';
@@ -266,8 +267,10 @@ export class Batch {
   }
 
   async run(input: { replyFile?: string; filesDir?: string; masterUrl?: string } = {}): Promise<RunResult> {
+    // As the CLI: the volunteer's preference files, then what the test gives.
+    const prefs = { ...(await readVolunteerPrefs(this.o.dataDir)), ...this.o.prefs };
     const c = await AltplatClient.open({
-      dataDir: this.o.dataDir, hostPlatforms: this.o.hostPlatforms, pollMs: this.o.pollMs, probes: this.o.probes, prefs: this.o.prefs,
+      dataDir: this.o.dataDir, hostPlatforms: this.o.hostPlatforms, pollMs: this.o.pollMs, probes: this.o.probes, prefs,
       system: { ...(this.o.clock ? { clock: this.o.clock } : {}), ...(this.o.spawner ? { spawn: this.o.spawner } : {}) },
       controlSocket: this.o.controlSocket === false ? false : path.join(this.paths.state, 'control.sock'),
     });

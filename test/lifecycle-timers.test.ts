@@ -75,7 +75,7 @@ describe('timers of client/app_control.cpp with a fast clock', () => {
   it('suspend and resume reach the BOINC-API app (leave_apps_in_memory); it then finishes', async () => {
     const s = await setup([{ name: 'long', input: 'success 30' }]);
     // In memory because the volunteer says so: BOINC's default would remove a checkpointed app (see lifecycle-control).
-    const lc = lifecycle(s.dataDir, { prefs: { leave_apps_in_memory: true } });
+    const lc = lifecycle(s.dataDir, { prefs: { leaveAppsInMemory: true } });
     const fractions: number[] = [];
     let suspended = false;
     lc.on('progress', (p) => { if (suspended) fractions.push(p.fractionDone); });

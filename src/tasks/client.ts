@@ -76,11 +76,18 @@ const keyOf = (masterUrl: string, name: string) => `${masterUrl}\n${name}`;
 /** Data dirs open in this process: refused at once, before the fcntl lock is even tried. */
 const openHere = new Set<string>();
 
+/** The given preferences in camelCase, BOINC's spelling accepted too; absent fields left out. */
+function givenPrefs(p: AltplatClientOptions['prefs'] = {}): Partial<VolunteerPrefs> {
+  const out: Partial<VolunteerPrefs> = {};
+  const disk = p.diskInterval ?? p.disk_interval;
+  const leave = p.leaveAppsInMemory ?? p.leave_apps_in_memory;
+  if (disk !== undefined) out.diskInterval = disk;
+  if (leave !== undefined) out.leaveAppsInMemory = leave;
+  return out;
+}
+
 function normalisePrefs(p: AltplatClientOptions['prefs'] = {}): VolunteerPrefs {
-  return {
-    diskInterval: p.diskInterval ?? p.disk_interval ?? DEFAULT_PREFS.diskInterval,
-    leaveAppsInMemory: p.leaveAppsInMemory ?? p.leave_apps_in_memory ?? DEFAULT_PREFS.leaveAppsInMemory,
-  };
+  return { ...DEFAULT_PREFS, ...givenPrefs(p) };
 }
 
 /**
@@ -294,7 +301,7 @@ export class AltplatClient extends TypedEmitter<AltplatEvents> {
 
   /** Change the volunteer's preferences (e.g. after saving a reply's global preferences). */
   setPrefs(prefs: AltplatClientOptions['prefs']): void {
-    this.prefs = normalisePrefs({ ...this.prefs, ...prefs });
+    this.prefs = { ...this.prefs, ...givenPrefs(prefs) };
   }
 
   get preferences(): VolunteerPrefs {
