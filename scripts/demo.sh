@@ -31,7 +31,7 @@ echo "\$ altplat request --data-dir demo-data scripts/demo/sched_request_windows
 altplat request --data-dir "$DATA" scripts/demo/sched_request_windows.xml -o "$DATA/sched_request.xml"
 diff -u scripts/demo/sched_request_windows.xml "$DATA/sched_request.xml" || true
 
-say "4. The Appendix A program, built for Linux and run natively (the 'native Linux' column)"
+say "4. The Appendix A program and a libm-heavy program, built for Linux and run natively (libm: also with glibc held to the platform CPU baseline)"
 npx --no-install tsx scripts/demo/demo.ts prepare "$DATA"
 
 say "5. The project's reply sends Linux work to the Windows host; altplat runs it in the VMs"

@@ -77,9 +77,9 @@ describe('altplat list', () => {
     expect(t).toMatch(/^data dir: +.*example|^data dir: +\//m);
     expect(t).toMatch(/^host platforms: windows_x86_64 \(from --host-platform\)$/m);
     expect(t).toMatch(/^hypervisors: +qemu 7\.2\.\d+ at \S+qemu-system-x86_64/m);
-    expect(t).toMatch(/^NAME +STATUS +VERSION +MANAGER +REASONS$/m);
-    expect(t).toMatch(/^i686-pc-linux-gnu +ok +1\.0\.0 +manager +-$/m);
-    expect(t).toMatch(/^sparc-sun-solaris +invalid +1\.0\.0 +manager +FILE_SHA256_MISMATCH: file "image\/disk\.img" has sha256/m);
+    expect(t).toMatch(/^NAME +STATUS +VERSION +MANAGER +CPU +REASONS$/m);
+    expect(t).toMatch(/^i686-pc-linux-gnu +ok +1\.0\.0 +manager +Nehalem-v1 +-$/m);
+    expect(t).toMatch(/^sparc-sun-solaris +invalid +1\.0\.0 +manager +- +FILE_SHA256_MISMATCH: file "image\/disk\.img" has sha256/m);
     expect(t).toMatch(/^ +REQ_RAM: needs 1048576 MiB of RAM/m);
     expect(t).toMatch(/^advertised: +i686-pc-linux-gnu, x86_64-pc-linux-gnu$/m);
   });

@@ -36,7 +36,7 @@ describe('vm_config.xml', () => {
   it('resolves paths inside the platform folder and applies defaults', () => {
     const c = parseVmConfig(xml(''), base);
     expect(c.kernel).toBe('/plat/image/vmlinuz');
-    expect(c).toMatchObject({ memoryMb: 256, cpus: 1, accel: 'auto', machine: 'q35', guestDir: '/work/job' });
+    expect(c).toMatchObject({ memoryMb: 256, cpus: 1, accel: 'auto', machine: 'pc-q35-7.2', cpuModel: 'Nehalem-v1', guestDir: '/work/job' });
   });
   it('refuses paths leaving the folder, bad numbers and unknown accelerators with named errors', () => {
     expect(() => parseVmConfig(xml('').replace('image/vmlinuz', '../../etc/passwd'), base)).toThrow(expect.objectContaining({ code: 'VMCONFIG_BAD_PATH' }));

@@ -1,4 +1,5 @@
 import { AltplatError, type AltplatErrorCode } from '../errors.js';
+import { cpuModelProblem, machineTypeProblem } from './cpu-baseline.js';
 import { checkRelativePath } from './paths.js';
 import { isSemver, isSemverRange } from './semver.js';
 import { HYPERVISOR_NAMES, type HypervisorRequirement, type PlatformDefinition, type PlatformFile, type Reason } from './types.js';
@@ -25,13 +26,16 @@ export interface ParsedDefinition {
   version?: string;
   userFriendlyName?: string;
   managerFile?: string;
+  /** The manager's `<cpu_model>` / `<machine_type>` when declared and sound. */
+  cpuModel?: string;
+  machineType?: string;
   reasons: Reason[];
   warnings: string[];
 }
 
 const KNOWN: Record<string, ReadonlySet<string>> = {
   alt_platform: new Set(['name', 'user_friendly_name', 'version', 'manager', 'requires', 'file']),
-  manager: new Set(['file_name', 'cmdline']),
+  manager: new Set(['file_name', 'cmdline', 'cpu_model', 'machine_type']),
   requires: new Set(['hypervisor', 'arch', 'hw_accel', 'min_ram_mb']),
   hypervisor: new Set(['name', 'version']),
   file: new Set(['name', 'nbytes', 'sha256', 'shared']),
@@ -100,6 +104,19 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
       else out.reasons.push(p.reason);
     }
     cmdline = r.text(manager, 'cmdline', false, 'manager/') ?? '';
+    // The platform's virtual CPU: checked here so a value QEMU would read as options never reaches it.
+    const cpu = r.text(manager, 'cpu_model', false, 'manager/');
+    if (cpu !== undefined) {
+      const problem = cpuModelProblem(cpu);
+      if (problem) r.add('DEF_BAD_CPU_MODEL', `<manager/cpu_model>: ${problem}`);
+      else out.cpuModel = cpu;
+    }
+    const machine = r.text(manager, 'machine_type', false, 'manager/');
+    if (machine !== undefined) {
+      const problem = machineTypeProblem(machine);
+      if (problem) r.add('DEF_BAD_MACHINE_TYPE', `<manager/machine_type>: ${problem}`);
+      else out.machineType = machine;
+    }
   }
 
   const hypervisors: HypervisorRequirement[] = [];
@@ -178,7 +195,11 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
       name,
       ...(out.userFriendlyName !== undefined ? { userFriendlyName: out.userFriendlyName } : {}),
       version,
-      manager: { fileName: managerFile, cmdline },
+      manager: {
+        fileName: managerFile, cmdline,
+        ...(out.cpuModel !== undefined ? { cpuModel: out.cpuModel } : {}),
+        ...(out.machineType !== undefined ? { machineType: out.machineType } : {}),
+      },
       requires: { hypervisors, arch, hwAccel, ...(minRamMb !== undefined ? { minRamMb } : {}) },
       files,
       dir: opts.dir,

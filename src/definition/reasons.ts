@@ -16,6 +16,8 @@ export const INVALID_CODES = {
   DEF_NAME_MISMATCH: 'the platform name differs from its folder name',
   DEF_BAD_VERSION: '<version> is not a semantic version',
   DEF_BAD_RANGE: 'a hypervisor <version> is not a semver range',
+  DEF_BAD_CPU_MODEL: '<manager/cpu_model> is empty, has characters QEMU would read as options (`,` `=`), or is not one fixed CPU (host, max)',
+  DEF_BAD_MACHINE_TYPE: '<manager/machine_type> is empty or has characters QEMU would read as options (`,` `=`)',
   PATH_ABSOLUTE: 'a path is absolute',
   PATH_PARENT: 'a path contains `..`',
   PATH_ESCAPES: 'a path leads outside the platform folder through a symbolic link',

@@ -32,12 +32,20 @@ export interface PlatformFile {
   shared: boolean;
 }
 
-/** One `<manager>` (backend) of a definition (docs/PLATFORM_FORMAT.md; shapes agreed in SHARED-SHAPES). */
+/** The platform's manager (SHARED-SHAPES.md: per-backend fields inside `<manager>`). */
 export interface ManagerDefinition {
-  /** Backend name; the journal records `name ?? fileName` so a relaunch uses the same backend. */
+  /** Backend name (i11); the journal records `name ?? fileName` so a relaunch uses the same backend. */
   name?: string;
+  /** The manager's path inside the folder ('/'-separated, normalised). */
   fileName: string;
   cmdline: string;
+  /**
+   * The platform's virtual CPU (`<cpu_model>`, e.g. Nehalem-v1): given to QEMU's `-cpu` under KVM and TCG
+   * alike, so every host shows a program the same CPUID (docs/HOMOGENEITY.md). Absent = the manager's default.
+   */
+  cpuModel?: string;
+  /** Pinned machine type (`<machine_type>`, e.g. pc-q35-7.2, not the moving `q35` alias). */
+  machineType?: string;
   /** Opt-in: the client runs `<manager> <cleanupCmdline>` (cwd = slot) after it kills the manager's group and at recovery. */
   cleanupCmdline?: string;
 }
@@ -46,7 +54,6 @@ export interface PlatformDefinition {
   name: string;
   userFriendlyName?: string;
   version: string;
-  /** `fileName` is the manager's path inside the folder ('/'-separated, normalised). */
   manager: ManagerDefinition;
   requires: PlatformRequirements;
   files: PlatformFile[];

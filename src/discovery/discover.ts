@@ -25,6 +25,9 @@ export interface DiscoveredPlatform {
   userFriendlyName: string | null;
   /** Absolute path of the manager (inside the real folder) when it is sound. */
   manager: string | null;
+  /** The platform's virtual CPU (`<manager><cpu_model>`) and machine type, when declared and well-formed. */
+  cpuModel: string | null;
+  machineType: string | null;
   /** Why it is not advertised: invalid reasons first, then unsupported ones. Empty when `ok`. */
   reasons: Reason[];
   /**
@@ -165,6 +168,8 @@ export async function discoverPlatforms(opts: DiscoverOptions = {}): Promise<Dis
       version: s.parsed?.version ?? null,
       userFriendlyName: s.parsed?.userFriendlyName ?? null,
       manager: s.manager ?? null,
+      cpuModel: s.parsed?.cpuModel ?? null,
+      machineType: s.parsed?.machineType ?? null,
       reasons,
       native,
       advertised: status === 'ok' && !native,
@@ -306,6 +311,8 @@ export function discoveryToJson(r: DiscoveryResult) {
       reasons: p.reasons.map((x) => ({ code: x.code, message: x.message })),
       userFriendlyName: p.userFriendlyName,
       manager: p.manager,
+      cpuModel: p.cpuModel,
+      machineType: p.machineType,
       native: p.native,
       advertised: p.advertised,
       warnings: p.warnings,

@@ -42,6 +42,12 @@ export interface JobDescription {
   rscFpopsEst: number;
   /** FLOPS estimate of the app version, for elapsed-time-based fraction done. */
   flops: number;
+  /**
+   * The platform's virtual CPU and machine type, from the definition's `<manager>` (docs/HOMOGENEITY.md).
+   * The manager takes them from here, not from its own config, so the platform's declaration is what runs.
+   */
+  cpuModel?: string;
+  machineType?: string;
 }
 
 function refXml(tag: string, r: JobFileRef & Partial<JobOutputRef>): string {
@@ -71,9 +77,11 @@ export function serializeJob(job: JobDescription): string {
     ...job.outputs.map((r) => refXml('output_file', r)),
     `    <rsc_fpops_est>${job.rscFpopsEst}</rsc_fpops_est>`,
     `    <flops>${job.flops}</flops>`,
+    job.cpuModel !== undefined ? `    <cpu_model>${xmlEscape(job.cpuModel)}</cpu_model>` : undefined,
+    job.machineType !== undefined ? `    <machine_type>${xmlEscape(job.machineType)}</machine_type>` : undefined,
     '</altplat_job>',
     '',
-  ];
+  ].filter((l) => l !== undefined);
   return lines.join('\n');
 }
 
@@ -100,6 +108,9 @@ function refFrom(n: XmlNode): JobOutputRef {
   };
 }
 
+const optional = <K extends string>(k: K, v: string | undefined): { [P in K]?: string } =>
+  (v !== undefined && v !== '' ? { [k]: v } : {}) as { [P in K]?: string };
+
 export function parseJob(text: string): JobDescription {
   const doc = parseXml(text, {
     what: 'job description', codePrefix: 'JOB', maxBytes: 1 << 20,
@@ -121,6 +132,8 @@ export function parseJob(text: string): JobDescription {
     outputs: childNodes(root, 'output_file').map(refFrom),
     rscFpopsEst: Number(childText(root, 'rsc_fpops_est') ?? '0'),
     flops: Number(childText(root, 'flops') ?? '0'),
+    ...optional('cpuModel', childText(root, 'cpu_model')),
+    ...optional('machineType', childText(root, 'machine_type')),
   };
 }
 

@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { cpuModelProblem, machineTypeProblem } from '../definition/cpu-baseline.js';
 import { AltplatError } from '../errors.js';
 import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { resolveFilename } from '../ipc/resolve.js';
@@ -69,6 +70,13 @@ export class Manager {
     const { app, log } = this.o;
     this.job = parseJob(await fsp.readFile(this.o.jobFile, 'utf8'));
     this.config = await loadVmConfig(path.resolve(this.o.workingDir, this.o.configFile));
+    // The platform's virtual CPU comes from its definition (through the job file), not from vm_config.xml.
+    const problem = (this.job.cpuModel !== undefined ? cpuModelProblem(this.job.cpuModel) : undefined)
+      ?? (this.job.machineType !== undefined ? machineTypeProblem(this.job.machineType) : undefined);
+    if (problem) throw new AltplatError('JOB_BAD_VALUE', `job description: ${problem}`);
+    this.config.cpuModel = this.job.cpuModel ?? this.config.cpuModel;
+    this.config.machine = this.job.machineType ?? this.config.machine;
+    log(`virtual CPU ${this.config.cpuModel} (enforced), machine ${this.config.machine}`);
     const appOverlay = this.job.appFiles.find((f) => f.openName.endsWith('.qcow2'));
     if (appOverlay) this.config.appOverlay = await resolveFilename(this.slot, appOverlay.openName);
 
@@ -128,7 +136,9 @@ export class Manager {
     let restoreTag: string | undefined;
     if (saved?.checkpoint) {
       const tags = await listSnapshots(this.overlay).catch(() => [] as string[]);
-      if (tags.includes(saved.checkpoint)) restoreTag = saved.checkpoint;
+      const sameCpu = (saved.cpuModel ?? this.config.cpuModel) === this.config.cpuModel && (saved.machine ?? this.config.machine) === this.config.machine;
+      if (!sameCpu) log(`checkpoint ${saved.checkpoint} was taken on ${saved.cpuModel}/${saved.machine}, the platform now runs ${this.config.cpuModel}/${this.config.machine}; starting over`);
+      else if (tags.includes(saved.checkpoint)) restoreTag = saved.checkpoint;
       else log(`checkpoint ${saved.checkpoint} is not in ${TASK_OVERLAY}; starting over`);
     }
     if (restoreTag && saved) {
@@ -146,7 +156,7 @@ export class Manager {
     const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log }));
     this.attach(vm);
     log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel})`);
-    this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, elapsedAtCheckpoint: 0 };
+    this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, cpuModel: this.config.cpuModel, machine: this.config.machine, elapsedAtCheckpoint: 0 };
     await this.checkInterrupts();
     const t0 = Date.now();
     const bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));

@@ -144,8 +144,10 @@ export function qemuArgs(o: StartOptions, socketDir: string): string[] {
     '-name', `altplat:${sanitizeTag(o.task)}`,
     '-accel', o.accel,
     '-M', c.machine,
-    // -cpu max under TCG emulates everything QEMU can; under KVM, host passthrough.
-    '-cpu', o.accel === 'kvm' ? 'host' : 'max',
+    // The platform's one virtual CPU under KVM and TCG alike (docs/HOMOGENEITY.md): never `host` or `max`,
+    // which follow the volunteer's processor or the accelerator. `enforce` makes QEMU refuse to start
+    // rather than silently drop a feature the host cannot provide (startFailure says so).
+    '-cpu', `${c.cpuModel},enforce`,
     '-smp', String(c.cpus), '-m', String(c.memoryMb),
     '-kernel', c.kernel, '-initrd', c.initrd, '-append', c.append,
     '-display', 'none', '-vga', 'none', '-nodefaults', '-no-user-config', '-no-reboot',
@@ -231,10 +233,14 @@ export class QemuVm {
       qga = await Promise.race([QgaClient.connect(path.join(socketDir, 'qga.sock'), { connectTimeoutMs: 15_000 }), early]);
     } catch (e) {
       qmp?.destroy();
+      const ownExit = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1_000))]);
       child.kill('SIGKILL');
       await exited;
       await fsp.rm(socketDir, { recursive: true, force: true });
       await fsp.rm(path.join(o.runDir, PIDFILE), { force: true });
+      // The channel closed because QEMU quit during start-up (a CPU model it cannot provide, say): its
+      // stderr says why, which is worth more than "socket closed".
+      if (ownExit && (e as AltplatError).code === 'VM_SOCKET_CLOSED') throw await startFailure(o, ownExit);
       throw e;
     }
     return new QemuVm(o, child, socketDir, qmp, qga, exited);
@@ -396,6 +402,12 @@ async function startFailure(o: StartOptions, e: ExitInfo): Promise<AltplatError>
   if (/Kernel panic/.test(con)) {
     return new AltplatError('VM_KERNEL_PANIC', `the guest kernel panicked: ${/Kernel panic[^\n]*/.exec(con)![0].trim()}`, { console: tail(con) });
   }
+  const missing = stderr.match(/doesn't support requested feature: [^\n]*/g);
+  if (missing) {
+    return new AltplatError('VM_CPU_MODEL_UNAVAILABLE',
+      `${o.accel === 'kvm' ? 'this host' : 'TCG'} cannot provide the platform's CPU model ${o.config.cpuModel} (${missing.map((m) => m.replace(/^.*feature: /, '')).slice(0, 8).join(', ')}); the platform never runs on another model`,
+      { accel: o.accel, cpuModel: o.config.cpuModel, stderr: tail(stderr) });
+  }
   if (o.accel === 'kvm' && /kvm|KVM/.test(stderr)) {
     return new AltplatError('VM_KVM_FAILED', `QEMU failed under KVM: ${tail(stderr.trim(), 500)}`, { stderr: tail(stderr), exit: e });
   }
@@ -436,8 +448,14 @@ export async function startVm(o: Omit<StartOptions, 'accel'> & { kvmProbeMs?: nu
     } catch (e) {
       await vm?.kill();
       const reason = `${(e as AltplatError).code ?? 'ERROR'}: ${(e as Error).message}`;
-      await writeVerdict({ works: false, reason, key, at: new Date().toISOString() });
-      log(`accel: KVM failed (${reason}); using TCG`);
+      if ((e as AltplatError).code === 'VM_CPU_MODEL_UNAVAILABLE') {
+        // KVM works; this host's processor lacks part of the model. TCG emulates the model exactly; KVM
+        // stays worth trying for other platforms, so no verdict is recorded.
+        log(`accel: KVM cannot run CPU model ${o.config.cpuModel} here (${reason}); using TCG with the same model`);
+      } else {
+        await writeVerdict({ works: false, reason, key, at: new Date().toISOString() });
+        log(`accel: KVM failed (${reason}); using TCG`);
+      }
       if (o.loadvm) throw e; // a snapshot taken under one accelerator is restored under the same one
     }
   } else {

@@ -12,6 +12,9 @@ export interface ManagerState {
   task: string;
   /** Accelerator the VM ran under: a checkpoint is restored under the same one. */
   accel: 'kvm' | 'tcg';
+  /** The virtual CPU and machine type the VM ran on: a checkpoint is only restored on the same ones. */
+  cpuModel?: string;
+  machine?: string;
   /** guest-exec pid of the research program (valid in any checkpoint taken after it started). */
   guestPid?: number;
   /** Tag of the latest complete internal snapshot in the task overlay; absent = none yet. */

@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { cpuModelProblem, DEFAULT_CPU_MODEL, DEFAULT_MACHINE_TYPE, machineTypeProblem } from '../definition/cpu-baseline.js';
 import { AltplatError } from '../errors.js';
 import { childText, parseXml, type XmlNode } from '../util/xml.js';
 
@@ -11,7 +12,13 @@ export interface VmConfig {
   initrd: string;
   baseDisk: string;
   append: string;
+  /**
+   * QEMU machine type (`-M`) and CPU model (`-cpu <model>,enforce`). The job file's values (from the
+   * platform definition) replace these; these are for a manager run without them. Defaults:
+   * pc-q35-7.2 and Nehalem-v1 (src/definition/cpu-baseline.ts).
+   */
   machine: string;
+  cpuModel: string;
   memoryMb: number;
   cpus: number;
   accel: AccelChoice;
@@ -69,12 +76,18 @@ export function parseVmConfig(text: string, baseDir: string): VmConfig {
   if (!['native', 'linux32'].includes(personality)) {
     throw new AltplatError('VMCONFIG_BAD_VALUE', `vm_config.xml: <personality> must be native or linux32, got '${personality}'`, { tag: 'personality', value: personality });
   }
+  const machine = childText(root, 'machine') ?? DEFAULT_MACHINE_TYPE;
+  const cpuModel = childText(root, 'cpu_model') ?? DEFAULT_CPU_MODEL;
+  for (const [tag, value, problem] of [['machine', machine, machineTypeProblem(machine)], ['cpu_model', cpuModel, cpuModelProblem(cpuModel)]] as const) {
+    if (problem) throw new AltplatError('VMCONFIG_BAD_VALUE', `vm_config.xml: <${tag}>: ${problem}`, { tag, value });
+  }
   return {
     kernel: inside(baseDir, need('kernel'), 'kernel'),
     initrd: inside(baseDir, need('initrd'), 'initrd'),
     baseDisk: inside(baseDir, need('base_disk'), 'base_disk'),
     append: childText(root, 'append') ?? 'console=ttyS0 quiet panic=-1',
-    machine: childText(root, 'machine') ?? 'q35',
+    machine,
+    cpuModel,
     memoryMb: num(root, 'memory_mb', 256, 64, 65536),
     cpus: num(root, 'cpus', 1, 1, 64),
     accel,

@@ -42,6 +42,9 @@ export interface TaskRecord {
   managerFile?: string;
   managerCmdline?: string;
   managerCleanupCmdline?: string;
+  /** The backend's virtual CPU and machine type (issue 12), for the job file of every relaunch. */
+  managerCpuModel?: string;
+  managerMachineType?: string;
   /** The running manager (or native program) and its process group, to kill an orphan after a crash. */
   pid?: number;
   pgid?: number;

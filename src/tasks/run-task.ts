@@ -92,6 +92,7 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
         workingCopy: { dir: wc.dir, platformDir: wc.platformDir, shared: wc.shared },
         managerName: def.manager.name ?? def.manager.fileName, managerFile: def.manager.fileName,
         managerCmdline: def.manager.cmdline, managerCleanupCmdline: def.manager.cleanupCmdline,
+        managerCpuModel: def.manager.cpuModel, managerMachineType: def.manager.machineType,
       });
     }
   }
@@ -231,10 +232,18 @@ async function managerSpec(ctx: TaskContext, t: AltTask, slotDir: string): Promi
     if (!def) return undefined;
     managerFile = def.manager.fileName;
     managerCmdline = def.manager.cmdline;
-    await t.update({ managerName: def.manager.name ?? def.manager.fileName, managerFile, managerCmdline, managerCleanupCmdline: def.manager.cleanupCmdline });
+    await t.update({
+      managerName: def.manager.name ?? def.manager.fileName, managerFile, managerCmdline, managerCleanupCmdline: def.manager.cleanupCmdline,
+      managerCpuModel: def.manager.cpuModel, managerMachineType: def.manager.machineType,
+    });
   }
   const workingDir = t.rec.workingCopy!.dir;
-  const jobFile = await writeJobFile(slotDir, jobDescriptionFor(a, workingDir));
+  // The virtual CPU the working copy was made for (journaled), else today's definition (older records).
+  const def = ctx.definition(a.platform)?.manager;
+  const cpu = { fileName: managerFile, cmdline: managerCmdline ?? '',
+    cpuModel: t.rec.managerCpuModel ?? (t.rec.managerName === undefined ? def?.cpuModel : undefined),
+    machineType: t.rec.managerMachineType ?? (t.rec.managerName === undefined ? def?.machineType : undefined) };
+  const jobFile = await writeJobFile(slotDir, jobDescriptionFor(a, workingDir, cpu));
   return managerLaunchSpec({ platform: a.platform, workingDir, managerFile, managerCmdline: managerCmdline ?? '', slotDir, jobFile });
 }
 

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import type { ManagerDefinition } from '../definition/types.js';
 import type { InitData } from '../ipc/init-data.js';
 import type { JobDescription } from '../job/jobfile.js';
 import type { Assignment, ReplyFileRef } from '../scheduler/reply-types.js';
@@ -43,8 +44,8 @@ export function nativeLaunchSpec(a: Assignment, slotDir: string, projectDir: str
   };
 }
 
-/** The job file's content: what the manager must run inside its platform, by open names. */
-export function jobDescriptionFor(a: Assignment, workingDir: string): JobDescription {
+/** The job file's content: what the manager must run inside its platform (and on which virtual CPU), by open names. */
+export function jobDescriptionFor(a: Assignment, workingDir: string, manager?: ManagerDefinition): JobDescription {
   const ref = (f: ReplyFileRef) => ({ openName: f.openName, fileName: f.fileName, copyFile: f.copyFile });
   return {
     platform: a.platform, resultName: a.result.name, wuName: a.workunit.name, appName: a.appVersion.appName,
@@ -54,6 +55,8 @@ export function jobDescriptionFor(a: Assignment, workingDir: string): JobDescrip
     inputs: a.workunit.fileRefs.map(ref),
     outputs: a.result.fileRefs.map((f) => ({ ...ref(f), optional: f.optional, maxNbytes: a.files[f.fileName]?.maxNbytes })),
     rscFpopsEst: a.workunit.rscFpopsEst, flops: a.appVersion.flops,
+    ...(manager?.cpuModel !== undefined ? { cpuModel: manager.cpuModel } : {}),
+    ...(manager?.machineType !== undefined ? { machineType: manager.machineType } : {}),
   };
 }
 

@@ -69,17 +69,18 @@ export function renderTable(r: DiscoveryResult): string {
       status: p.status === 'ok' && p.native ? 'ok (native)' : p.status,
       version: p.version ?? '-',
       manager: p.definition?.manager.fileName ?? '-',
+      cpu: p.cpuModel ?? '-',
       reasons: [
         ...p.reasons.map((x) => `${x.code}: ${x.message}`),
         ...(p.native && p.status === 'ok' ? ['not advertised: the host runs this platform natively'] : []),
         ...p.warnings.map((w) => `warning: ${w}`),
       ],
     }));
-    const head = { name: 'NAME', status: 'STATUS', version: 'VERSION', manager: 'MANAGER' };
+    const head = { name: 'NAME', status: 'STATUS', version: 'VERSION', manager: 'MANAGER', cpu: 'CPU' };
     const w = (k: keyof typeof head) => Math.max(head[k].length, ...rows.map((row) => row[k].length));
-    const widths = { name: w('name'), status: w('status'), version: w('version'), manager: w('manager') };
+    const widths = { name: w('name'), status: w('status'), version: w('version'), manager: w('manager'), cpu: w('cpu') };
     const left = (row: typeof head) =>
-      `${row.name.padEnd(widths.name)}  ${row.status.padEnd(widths.status)}  ${row.version.padEnd(widths.version)}  ${row.manager.padEnd(widths.manager)}  `;
+      `${row.name.padEnd(widths.name)}  ${row.status.padEnd(widths.status)}  ${row.version.padEnd(widths.version)}  ${row.manager.padEnd(widths.manager)}  ${row.cpu.padEnd(widths.cpu)}  `;
     const indent = ' '.repeat(left(head).length);
     lines.push(`${left(head)}REASONS`);
     for (const row of rows) {
