@@ -282,7 +282,9 @@ export class AltTask {
       this.intent = { kind: 'abort', exitStatus, message };
       this.proc?.control.abort();
       this.wake?.();
-      await this.result;
+      await this.loopDone();
+      // The run ended without winding up (altplat itself failed): wind it up now, idle.
+      if (this.state !== 'finished') await this.abortWith(exitStatus, message);
       return;
     }
     // Not running: wound up at once (no process to tell). app_finished skips output checks for it.
