@@ -40,7 +40,9 @@ export { patchSchedulerRequest, readRequestPlatforms } from './scheduler/request
 export type { PatchResult, RequestPlatforms } from './scheduler/request.js';
 export type { HostProbes, HostInfo } from './host/probes.js';
 export type { PlatformDefinition, ManagerDefinition, PlatformFile, PlatformRequirements, HypervisorRequirement, Reason } from './definition/types.js';
-export type { ParsedReply, Assignment } from './scheduler/reply-types.js';
+export { parseSchedulerReply } from './scheduler/reply.js';
+export type { ReplyPlatforms } from './scheduler/reply.js';
+export type { ParsedReply, Assignment, Rejection } from './scheduler/reply-types.js';
 // The platform's fixed virtual CPU (issue 12): defaults and checks a client or manager can share.
 export {
   DEFAULT_CPU_MODEL, DEFAULT_MACHINE_TYPE, GLIBC_BASELINE_TUNABLES, NEHALEM_GLIBC_HWCAPS, NEHALEM_LIBRARY_ENV,

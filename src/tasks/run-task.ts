@@ -238,11 +238,12 @@ async function managerSpec(ctx: TaskContext, t: AltTask, slotDir: string): Promi
     });
   }
   const workingDir = t.rec.workingCopy!.dir;
-  // The virtual CPU the working copy was made for (journaled), else today's definition (older records).
+  // The platform's virtual CPU as the definition says now (issue 12: a checkpoint taken on another model
+  // is the manager's to refuse, and the task starts over on the new one); the journaled one when
+  // discovery has no definition any more.
   const def = ctx.definition(a.platform)?.manager;
   const cpu = { fileName: managerFile, cmdline: managerCmdline ?? '',
-    cpuModel: t.rec.managerCpuModel ?? (t.rec.managerName === undefined ? def?.cpuModel : undefined),
-    machineType: t.rec.managerMachineType ?? (t.rec.managerName === undefined ? def?.machineType : undefined) };
+    cpuModel: def ? def.cpuModel : t.rec.managerCpuModel, machineType: def ? def.machineType : t.rec.managerMachineType };
   const jobFile = await writeJobFile(slotDir, jobDescriptionFor(a, workingDir, cpu));
   return managerLaunchSpec({ platform: a.platform, workingDir, managerFile, managerCmdline: managerCmdline ?? '', slotDir, jobFile });
 }
