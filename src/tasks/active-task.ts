@@ -206,20 +206,27 @@ export class AltTask {
    */
   async suspend(opts: SuspendOptions = {}): Promise<void> {
     if (this.runState === 'finished') return;
-    if (!this.record.suspended) await this.update({ suspended: true });
+    // The state changes at once, as ACTIVE_TASK's does; the journal follows.
+    const wasSuspended = this.record.suspended === true;
+    this.record = { ...this.record, suspended: true };
     const p = this.proc;
     const leave = opts.leaveInMemory ?? this.ctx.prefs().leaveAppsInMemory;
-    if (p && (p.control.state === ProcessState.EXECUTING || p.control.state === ProcessState.SUSPENDED) && !this.intent) {
-      if (!leave && (this.record.checkpointElapsed ?? 0) > 0) {
-        this.intent = { kind: 'remove' };
-        p.control.quit();
-        this.emitState();
-        await this.loopDone();
-        return;
-      }
-      if (p.control.state === ProcessState.EXECUTING) p.control.suspend();
+    const live = p && (p.control.state === ProcessState.EXECUTING || p.control.state === ProcessState.SUSPENDED) && !this.intent;
+    const remove = live && !leave && (this.record.checkpointElapsed ?? 0) > 0;
+    if (remove) {
+      this.intent = { kind: 'remove' };
+      p!.control.quit();
+    } else if (live) {
+      if (p!.control.state === ProcessState.EXECUTING) p!.control.suspend();
       this.removeOnCheckpoint = !leave;
-    } else if (this.loop && !p) {
+    }
+    if (!wasSuspended) await this.update({ suspended: true });
+    if (remove) {
+      this.emitState();
+      await this.loopDone();
+      return;
+    }
+    if (!live && this.loop && !p) {
       // Being prepared, or waiting out a temporary exit: it stops before its next launch.
       this.wake?.();
       this.emitState();
@@ -232,11 +239,13 @@ export class AltTask {
   /** Undo suspend(): a process kept in memory continues; one removed from memory is launched again. */
   async resume(): Promise<void> {
     if (this.runState === 'finished' || !this.record.suspended) return;
-    await this.update({ suspended: false, removedBySuspend: false });
+    this.record = { ...this.record, suspended: false, removedBySuspend: false };
     this.removeOnCheckpoint = false;
     const p = this.proc;
-    if (p && p.control.state === ProcessState.SUSPENDED && !this.intent) {
-      p.control.resume();
+    const inMemory = p && p.control.state === ProcessState.SUSPENDED && !this.intent;
+    if (inMemory) p!.control.resume();
+    await this.update({ suspended: false, removedBySuspend: false });
+    if (inMemory) {
       this.emitState();
       return;
     }

@@ -319,9 +319,10 @@ export class AltplatClient extends TypedEmitter<AltplatEvents> {
     }
     if (!t) return { ok: false as const, code: 'TASK_UNKNOWN', error: `no task named ${name}` };
     const done = op === 'suspend' ? t.suspend() : op === 'resume' ? t.resume() : op === 'quit' ? t.quit() : t.abort();
+    // The state as the request left it (QUIT_PENDING, SUSPENDED, …): each call changes it at once.
+    const state = t.processState;
     done.catch((e: unknown) => this.system.log('error', `task ${name} ${op}: ${(e as Error).message}`));
-    await Promise.race([done, new Promise((r) => setTimeout(r, 50))]);
-    return { ok: true as const, result: name, state: t.processState };
+    return { ok: true as const, result: name, state };
   }
 
   /**
