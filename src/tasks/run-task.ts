@@ -169,9 +169,10 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     const listed = await ctx.system.listProcesses();
     const leftovers = listed.some((p) => !p.zombie && p.pgid === launched.pgid);
     killGroup(ctx.system, launched.pgid);
-    const orphans = await killOrphans(ctx.system, [slotDir, ...(t.rec.workingCopy ? [t.rec.workingCopy.dir] : [])], undefined,
-      listed.filter((p) => p.pgid !== launched.pgid));
-    if (sup.killed || leftovers || orphans.length > 0) await runManagerCleanup(ctx.system, t.rec, slotDir);
+    // The listing before the kill is reused: a member of the group still working in the slot (a VM)
+    // makes killOrphans wait until the group is gone, so nothing of this run outlives it.
+    const orphans = await killOrphans(ctx.system, [slotDir, ...(t.rec.workingCopy ? [t.rec.workingCopy.dir] : [])], launched.pgid, listed);
+    if (sup.killed || leftovers || orphans.some((g) => g !== launched.pgid)) await runManagerCleanup(ctx.system, t.rec, slotDir);
     // handle_exited_app (client/app_control.cpp) reads the last status and trickle-up messages first: a
     // trickle announced between the last poll and the exit is still moved to the project dir.
     const last = await control.poll(ctx.system.clock(), { wss: 0, maxWss: os.totalmem() }).catch(() => []);
