@@ -1,9 +1,11 @@
 import * as path from 'node:path';
+import { realDataRoot } from './util/owned-dir.js';
 
 /**
- * The BOINC data dir layout altplat reads and writes. altplat owns exactly three places below the data
- * dir — `slots/`, `alt_platforms_working/` and the project dirs under `projects/` — plus its own state
- * files named here; it reads `alt_platforms/` and never writes it except through `altplat install`.
+ * The BOINC data dir layout altplat reads and writes. altplat owns four places below the data dir —
+ * `slots/`, `alt_platforms_working/`, the project dirs under `projects/` and its state folder `altplat/` —
+ * and writes there only while each is a real folder (src/util/owned-dir.ts); it reads `alt_platforms/`
+ * and never writes it except through `altplat install`.
  */
 export const ALT_PLATFORMS_DIR = 'alt_platforms';
 export const ALT_PLATFORMS_WORKING_DIR = 'alt_platforms_working';
@@ -45,8 +47,13 @@ export function escapeProjectUrl(masterUrl: string): string {
   return out;
 }
 
+/**
+ * Every path altplat uses in a data dir, built from the data dir resolved once (realpath): the data dir
+ * may itself be a link (Debian's /var/lib/boinc), and the owned-folder checks of src/util/owned-dir.ts
+ * walk down from a root that is real.
+ */
 export function dataPaths(dataDir: string) {
-  const root = path.resolve(dataDir);
+  const root = realDataRoot(dataDir);
   return {
     root,
     altPlatforms: path.join(root, ALT_PLATFORMS_DIR),

@@ -172,7 +172,7 @@ describe('a lifecycle failure', () => {
     const { replyFile, filesDir } = await writeReply(dataDir, reply);
     const lc = () => new Batch({ dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50 });
     const first = await lc().run({ replyFile, filesDir });
-    expect(first.results[0]).toMatchObject({ name: 'f1', outcome: 'compute_error', code: 'EEXIST', slot: 0 });
+    expect(first.results[0]).toMatchObject({ name: 'f1', outcome: 'compute_error', code: 'OWNED_DIR_NOT_REAL', slot: 0 });
     expect(first.results[0].reason).toContain('retried by the next run');
     expect(await fsp.readFile(path.join(dataDir, 'alt_platforms_working'), 'utf8')).toBe('in the way'); // not deleted
     await fsp.rm(path.join(dataDir, 'alt_platforms_working'));

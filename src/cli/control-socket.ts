@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
+import { ensureOwnedDir } from '../util/owned-dir.js';
 
 /**
  * `<dataDir>/altplat/control.sock`: how `altplat task` reaches a running `altplat run`. The CLI's, not
@@ -38,7 +39,7 @@ export async function serveControl(sock: string, handle: (req: TaskRequest) => P
   if (Buffer.byteLength(sock) > 107) {
     throw new AltplatError('CONTROL_SOCKET_PATH_TOO_LONG', `the control socket path ${sock} is longer than the 107 bytes a unix socket allows; use a shorter data dir path`);
   }
-  await fsp.mkdir(stateDir, { recursive: true });
+  await ensureOwnedDir(path.dirname(stateDir), path.basename(stateDir)); // i9a: a real folder, never a link
   try {
     const s = await connect(sock);
     s.destroy();

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
+import { ensureOwnedDir, readStateFileSync, realDataRoot } from '../util/owned-dir.js';
 
 /** Where the cache lives, relative to the data dir. */
 export const HASH_CACHE_FILE = path.join('altplat', 'hash-cache.json');
@@ -40,7 +41,7 @@ export class HashCache {
   static load(file: string): HashCache {
     const entries = new Map<string, HashCacheEntry>();
     try {
-      const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: number; entries?: Record<string, HashCacheEntry> };
+      const doc = JSON.parse(readStateFileSync(file)) as { version?: number; entries?: Record<string, HashCacheEntry> };
       if (doc && doc.version === 1 && doc.entries && typeof doc.entries === 'object') {
         for (const [k, e] of Object.entries(doc.entries)) {
           if (e && typeof e.sha256 === 'string' && /^[0-9a-f]{64}$/.test(e.sha256)
@@ -92,7 +93,7 @@ export class HashCache {
     if (!this.file || !this.dirty) return undefined;
     const doc = { version: 1, entries: Object.fromEntries([...this.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
     try {
-      await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
+      await ensureOwnedDir(realDataRoot(path.dirname(path.dirname(this.file))), path.basename(path.dirname(this.file)));
       await writeFileAtomic(this.file, JSON.stringify(doc, null, 1) + '\n');
       this.dirty = false;
       return undefined;

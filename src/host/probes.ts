@@ -6,6 +6,7 @@ import { HYPERVISOR_NAMES, type HypervisorName } from '../definition/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { normaliseArch, qemuSystemArch } from './arch.js';
 import { parseHypervisorVersion } from './version.js';
+import { ensureOwnedDir, readStateFileSync, realDataRoot } from '../util/owned-dir.js';
 
 /** What a probe found for one hypervisor. `path === null` means not found (not an error). */
 export interface HypervisorInfo {
@@ -106,7 +107,7 @@ export class ProbeCache {
   static load(file: string): ProbeCache {
     let entries: Record<string, ProbeCacheEntry> = {};
     try {
-      const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: number; entries?: Record<string, ProbeCacheEntry> };
+      const doc = JSON.parse(readStateFileSync(file)) as { version?: number; entries?: Record<string, ProbeCacheEntry> };
       if (doc?.version === 1 && doc.entries && typeof doc.entries === 'object') entries = doc.entries;
     } catch {
       // none yet, or unreadable: probe
@@ -139,7 +140,7 @@ export class ProbeCache {
   async save(): Promise<void> {
     if (!this.dirty) return;
     try {
-      await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
+      await ensureOwnedDir(realDataRoot(path.dirname(path.dirname(this.file))), path.basename(path.dirname(this.file)));
       await writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: this.entries }, null, 1) + '\n');
       this.dirty = false;
     } catch {

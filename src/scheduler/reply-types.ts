@@ -125,6 +125,6 @@ export interface ParsedReply {
   resultAborts: string[];
   /** `<result_abort_if_not_started><name>` — aborted only if they never ran. */
   resultAbortsIfNotStarted: string[];
-  /** The reply's `<global_preferences>` element as sent (client/cs_scheduler.cpp saves it), if any. */
+  /** The raw contents of the reply's `<global_preferences>` (client/cs_scheduler.cpp saves them), if any. */
   globalPreferences?: string;
 }

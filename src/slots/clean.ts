@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
+import { assertRealDirInside } from '../util/owned-dir.js';
 
 /**
  * Deletion that can never leave the folder it was given. Entries are examined with lstat and a symlink is
@@ -46,18 +47,28 @@ async function emptyDir(dir: string): Promise<void> {
   for (const name of names) await removeEntry(path.join(dir, name));
 }
 
-/** Delete everything inside `dir` (which must lie inside `root`); `dir` itself stays. */
+/**
+ * Delete everything inside `dir` (which must lie inside `root`); `dir` itself stays. `root` and every
+ * folder down to `dir` must be real folders (OWNED_DIR_NOT_REAL otherwise): a `slots` that is a link to
+ * a folder elsewhere is never emptied.
+ */
 export async function cleanOutDir(root: string, dir: string): Promise<void> {
   assertInside(root, dir);
+  if (!(await assertRealDirInside(root, path.dirname(dir), { allowMissing: true }))) return;
   const st = await fsp.lstat(dir).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
   if (!st) return;
   if (!st.isDirectory()) throw new AltplatError('NOT_A_DIRECTORY', `${dir} is not a directory`);
   await emptyDir(dir);
 }
 
-/** Delete `target` (a file, a link or a whole tree) which must lie inside `root`. */
+/**
+ * Delete `target` (a file, a link or a whole tree) which must lie inside `root`; `root` and the folders
+ * down to `target`'s parent must be real (OWNED_DIR_NOT_REAL otherwise), so nothing is deleted through a
+ * link on the way. A link at `target` itself is removed as a link.
+ */
 export async function removeInside(root: string, target: string): Promise<void> {
   assertInside(root, target);
+  if (!(await assertRealDirInside(root, path.dirname(target), { allowMissing: true }))) return;
   await removeEntry(target);
 }
 

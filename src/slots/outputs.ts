@@ -2,7 +2,8 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode } from '../errors.js';
 import type { Assignment } from '../scheduler/reply-types.js';
-import { md5File } from './files.js';
+import { ensureOwnedDir, isRealDirInside, moveRegularFile } from '../util/owned-dir.js';
+import { md5RegularFile, projectRoots } from './files.js';
 import { slotPath, STDERR_FILE } from './setup.js';
 
 /** lib/error_numbers.h */
@@ -28,22 +29,21 @@ export interface OutputReport {
  * project dir (a missing one is only noted here; the check below decides).
  */
 export async function moveCopiedOutputs(slotDir: string, projectDir: string, a: Assignment): Promise<void> {
+  const { dataRoot } = projectRoots(projectDir);
+  // slots/ and slots/N themselves: never collect through a link (the caller checked slots/N; this is the chain).
+  if (!(await isRealDirInside(path.dirname(path.dirname(slotDir)), slotDir))) return;
   for (const ref of a.result.fileRefs) {
     if (!ref.copyFile) continue;
     const from = slotPath(slotDir, ref);
     // An open name with subdirectories ("results/out.txt"): the app may have replaced "results" with a
     // symlink to a folder outside the data dir; renaming through it would move (delete) a file there.
     if (!(await realDirsUpTo(slotDir, from))) continue;
-    let st;
-    try {
-      st = await fsp.lstat(from);
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') continue;
-      throw e;
-    }
+    const to = path.join(projectDir, ref.fileName);
+    // The project dir and the output's sub-folders must be real folders of the data dir (created if
+    // missing); a link planted at `to` itself is replaced by the rename, never written through.
+    await ensureOwnedDir(dataRoot, path.relative(dataRoot, path.dirname(to)));
     // Only a regular file is collected: a symlink planted under an output name is not followed.
-    if (!st.isFile()) continue;
-    await fsp.rename(from, path.join(projectDir, ref.fileName));
+    await moveRegularFile(from, to);
   }
 }
 
@@ -70,14 +70,18 @@ export async function realDirsUpTo(root: string, file: string): Promise<boolean>
 export async function checkOutputs(projectDir: string, a: Assignment): Promise<{ outputs: OutputReport[]; hadError: boolean }> {
   const outputs: OutputReport[] = [];
   let hadError = false;
+  const { dataRoot } = projectRoots(projectDir);
   for (const ref of a.result.fileRefs) {
     const info = a.files[ref.fileName];
     const file = path.join(projectDir, ref.fileName);
     let st;
-    try {
-      st = await fsp.lstat(file);
-    } catch (e) {
-      if (errnoCode(e) !== 'ENOENT') throw e;
+    // Nothing is read through a folder that is a link: the output then counts as missing.
+    if (await isRealDirInside(dataRoot, path.dirname(file))) {
+      try {
+        st = await fsp.lstat(file);
+      } catch (e) {
+        if (errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR') throw e;
+      }
     }
     if (!st || !st.isFile()) {
       if (!ref.optional) hadError = true;
@@ -90,7 +94,7 @@ export async function checkOutputs(projectDir: string, a: Assignment): Promise<{
       outputs.push({ name: ref.fileName, nbytes: st.size, status: ERR_FILE_TOO_BIG, optional: ref.optional });
       continue;
     }
-    outputs.push({ name: ref.fileName, path: file, nbytes: st.size, md5: await md5File(file), status: 0, optional: ref.optional });
+    outputs.push({ name: ref.fileName, path: file, nbytes: st.size, md5: await md5RegularFile(file), status: 0, optional: ref.optional });
   }
   return { outputs, hadError };
 }
@@ -126,7 +130,8 @@ export async function moveTrickleUp(slotDir: string, projectDir: string, resultN
   const st = await fsp.lstat(from).catch(() => undefined);
   if (!st) return undefined;
   const to = path.join(projectDir, `trickle_up_${resultName}_${Math.floor(now / 1000)}.xml`);
-  if (st.isFile()) {
+  const { dataRoot } = projectRoots(projectDir);
+  if (st.isFile() && await isRealDirInside(dataRoot, projectDir).catch(() => false)) {
     try {
       await fsp.rename(from, to);
       return to;

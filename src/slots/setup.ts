@@ -1,10 +1,11 @@
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 import { escapeProjectUrl, PROJECTS_DIR } from '../paths.js';
 import type { Assignment, ReplyFileRef } from '../scheduler/reply-types.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { verifyProjectFile } from './files.js';
+import { appendNoFollow, assertRealDirInside, ensureOwnedDir } from '../util/owned-dir.js';
+import { projectRoots, verifyProjectFile } from './files.js';
 
 /** Slot file names, as lib/filesys.h / lib/app_ipc.h spell them. */
 import { FINISH_FILE, INIT_DATA_FILE, MMAP_FILE_NAME, SETUP_COMPLETE_FILE, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../boinc.js';
@@ -41,11 +42,59 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** Every input and app file of the assignment is present in the project dir with the right size and md5. */
+/**
+ * Every input and app file of the assignment is present in the project dir with the right size and md5,
+ * in real folders of the data dir, and not a link to anything outside its projects folder
+ * (INPUT_OUTSIDE_DATA_DIR, OWNED_DIR_NOT_REAL).
+ */
 export async function checkInputs(projectDir: string, a: Assignment): Promise<void> {
   for (const ref of [...a.appVersion.fileRefs, ...a.workunit.fileRefs]) {
-    await verifyProjectFile(path.join(projectDir, ref.fileName), a.files[ref.fileName]);
+    await verifyProjectFile(path.join(projectDir, ref.fileName), a.files[ref.fileName], { projectDir });
   }
+  await checkOutputPaths(projectDir, a);
+}
+
+/**
+ * Before a result is taken on, nothing may wait at its outputs' names in the project dir but a plain
+ * file: a symbolic link (or a hard link to a file elsewhere, or a folder) planted there would be written
+ * through by a native app, or replaced by altplat's move. Such a result is refused (OUTPUT_PATH_PLANTED)
+ * and nothing is touched; dropPlantedOutputs handles one planted after the task was taken on.
+ */
+export async function checkOutputPaths(projectDir: string, a: Assignment): Promise<void> {
+  const { dataRoot } = projectRoots(projectDir);
+  for (const ref of a.result.fileRefs) {
+    const file = path.join(projectDir, ref.fileName);
+    if (!(await assertRealDirInside(dataRoot, path.dirname(file), { allowMissing: true }))) continue;
+    const st = await fsp.lstat(file).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    if (!st || (st.isFile() && st.nlink === 1)) continue;
+    const what = st.isSymbolicLink() ? `a symbolic link (to ${await fsp.readlink(file).catch(() => '?')})`
+      : st.isFile() ? `a hard link (${st.nlink} names)` : 'not a regular file';
+    throw new AltplatError('OUTPUT_PATH_PLANTED', `output ${ref.fileName} already exists in the project dir as ${what}; the result is refused and it is left alone`, { file: ref.fileName });
+  }
+}
+
+/**
+ * A result's outputs that the app writes straight into the project dir (no `<copy_file/>`: the slot has
+ * a soft-link file naming `projects/<P>/<name>`): anything already at such a name that is not a plain
+ * regular file — a symbolic link, or a hard link to a file elsewhere — would make the app write through
+ * it, so that entry itself is removed before the app starts (its target is never touched). A partial
+ * output of an earlier run of the same task is a plain file and stays. The folders must be real.
+ */
+export async function dropPlantedOutputs(projectDir: string, a: Assignment): Promise<string[]> {
+  const { dataRoot } = projectRoots(projectDir);
+  const dropped: string[] = [];
+  for (const ref of a.result.fileRefs) {
+    const file = path.join(projectDir, ref.fileName);
+    if (!(await assertRealDirInside(dataRoot, path.dirname(file), { allowMissing: true }))) continue;
+    const st = await fsp.lstat(file).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    if (!st || (st.isFile() && st.nlink === 1)) continue;
+    if (st.isDirectory()) {
+      throw new AltplatError('OUTPUT_PATH_IS_A_FOLDER', `output ${ref.fileName} names a folder in the project dir; it is not removed`, { file: ref.fileName });
+    }
+    await fsp.unlink(file);
+    dropped.push(ref.fileName);
+  }
+  return dropped;
 }
 
 /**
@@ -57,6 +106,10 @@ export async function checkInputs(projectDir: string, a: Assignment): Promise<vo
  */
 export async function setupSlot(slotDir: string, projectDir: string, a: Assignment,
   hooks: { afterFile?: (openName: string) => void } = {}): Promise<{ skipped: boolean }> {
+  // slots/ and slots/N must be real folders of the data dir (the data dir is <slotDir>/../..).
+  const slotsParent = path.dirname(path.dirname(slotDir));
+  await ensureOwnedDir(slotsParent, path.relative(slotsParent, slotDir));
+  await dropPlantedOutputs(projectDir, a);
   if (await exists(path.join(slotDir, SETUP_COMPLETE_FILE))) return { skipped: true };
   await checkInputs(projectDir, a);
   // FILE_INFO::set_permissions (client/client_types.cpp): files marked <executable/> get their x bits,
@@ -75,11 +128,12 @@ export async function setupSlot(slotDir: string, projectDir: string, a: Assignme
   for (const { ref, output } of refs) {
     const dest = slotPath(slotDir, ref);
     if (await exists(dest)) continue;
-    await fsp.mkdir(path.dirname(dest), { recursive: true });
+    await ensureOwnedDir(slotDir, path.relative(slotDir, path.dirname(dest)));
     if (ref.copyFile) {
       if (output) continue;
       const tmp = `${dest}.copying`;
-      await fsp.copyFile(path.join(projectDir, ref.fileName), tmp);
+      await fsp.rm(tmp, { force: true });
+      await fsp.copyFile(path.join(projectDir, ref.fileName), tmp, fsc.COPYFILE_EXCL);
       if (a.files[ref.fileName]?.executable || ref.mainProgram) await fsp.chmod(tmp, 0o755);
       await fsp.rename(tmp, dest);
     } else {
@@ -88,7 +142,7 @@ export async function setupSlot(slotDir: string, projectDir: string, a: Assignme
     hooks.afterFile?.(ref.openName);
   }
   // stderr.txt exists from the start so a manager that dies before writing still leaves a (empty) log.
-  await fsp.appendFile(path.join(slotDir, STDERR_FILE), '');
+  await appendNoFollow(path.join(slotDir, STDERR_FILE), '');
   await writeFileAtomic(path.join(slotDir, SETUP_COMPLETE_FILE), '');
   return { skipped: false };
 }

@@ -2,6 +2,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 import type { PlatformDefinition } from '../definition/types.js';
+import { ensureOwnedDir } from '../util/owned-dir.js';
 import { removeInside } from './clean.js';
 
 /** How a `<shared/>` file reached the working copy. */
@@ -57,7 +58,8 @@ async function shareFile(src: string, dest: string): Promise<ShareMethod> {
 }
 
 async function copyTree(srcDir: string, destDir: string, rel: string, sharedNames: Set<string>, wc: WorkingCopy): Promise<void> {
-  await fsp.mkdir(path.join(destDir, rel), { recursive: true });
+  // One level at a time into a folder just emptied: EEXIST (a link planted meanwhile) fails the copy.
+  await fsp.mkdir(path.join(destDir, rel));
   for (const ent of await fsp.readdir(path.join(srcDir, rel), { withFileTypes: true })) {
     const r = rel === '' ? ent.name : `${rel}/${ent.name}`;
     const src = path.join(srcDir, r);
@@ -73,7 +75,7 @@ async function copyTree(srcDir: string, destDir: string, rel: string, sharedName
         const st = await fsp.stat(src);
         wc.shared.push({ name: r, method, size: st.size, mtimeMs: st.mtimeMs });
       } else {
-        await fsp.copyFile(src, dest);
+        await fsp.copyFile(src, dest, fsc.COPYFILE_EXCL);
         wc.copied.push(r);
       }
     }
@@ -83,10 +85,11 @@ async function copyTree(srcDir: string, destDir: string, rel: string, sharedName
 /**
  * Build `alt_platforms_working/slotN` from `alt_platforms/<name>`. An old working copy at the same place
  * (a crash between staging and cleanup) is removed first, so a slot never has two. `workingRoot` is the
- * `alt_platforms_working` folder: nothing outside it is ever deleted.
+ * `alt_platforms_working` folder of the data dir: it must be a real folder there (OWNED_DIR_NOT_REAL when
+ * it is a link), and nothing outside it is ever deleted.
  */
 export async function createWorkingCopy(def: PlatformDefinition, workingRoot: string, dest: string): Promise<WorkingCopy> {
-  await fsp.mkdir(workingRoot, { recursive: true });
+  await ensureOwnedDir(path.dirname(workingRoot), path.basename(workingRoot));
   await removeInside(workingRoot, dest);
   const wc: WorkingCopy = { dir: dest, platformDir: def.dir, shared: [], copied: [] };
   const shared = new Set(def.files.filter((f) => f.shared).map((f) => f.name));

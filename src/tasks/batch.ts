@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError } from '../errors.js';
 import { stageFiles } from '../slots/files.js';
+import { inputFilesUsed } from '../scheduler/reply.js';
 import type { AltplatClient } from './client.js';
 import { checkIdentity } from './intake.js';
 import type { ResultReport } from './report.js';
@@ -47,7 +48,7 @@ export async function runBatch(client: AltplatClient, input: BatchInput = {}): P
     // it (as a download that fails verification does in BOINC), not the whole run.
     const refused = new Map<string, AltplatError>();
     if (input.filesDir) {
-      for (const info of reply.fileInfos) {
+      for (const info of inputFilesUsed(reply)) { // i9a: only what the results use
         try {
           await stageFiles(input.filesDir, projectDir, [info]);
         } catch (e) {

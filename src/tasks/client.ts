@@ -14,7 +14,7 @@ import type { ParsedReply } from '../scheduler/reply-types.js';
 import { AltTask, atLeast } from './active-task.js';
 import { DEFAULT_PREFS, type TaskContext, type VolunteerPrefs } from './context.js';
 import { TypedEmitter, type AltplatEvents } from './events.js';
-import { intake, parseReply, type ReplyInput } from './intake.js';
+import { globalPreferencesElement, intake, parseReply, type ReplyInput } from './intake.js';
 import { Journal, type TaskRecord } from './journal.js';
 import { killOrphans } from './launch.js';
 import { runManagerCleanup } from './manager-cleanup.js';
@@ -24,6 +24,10 @@ import { DefaultSlotAllocator, type SlotAllocator } from './slot-allocator.js';
 import { defaultSystem, type AltplatSystem } from './system.js';
 import { testHook } from './test-hooks.js';
 import { removeInside } from '../slots/clean.js';
+import { ioError } from '../util/io-error.js';
+import { ensureOwnedDir, isRealDirInside } from '../util/owned-dir.js';
+import { STATE_DIR } from '../paths.js';
+import { rejectedReport } from './windup.js';
 
 /** client/client_state.h TASK_POLL_PERIOD */
 export const TASK_POLL_MS = 1000;
@@ -151,7 +155,7 @@ export class AltplatClient extends TypedEmitter<AltplatEvents> {
     openHere.add(realRoot);
     let lock: SlotLock | undefined;
     try {
-      await fsp.mkdir(paths.state, { recursive: true });
+      await ensureOwnedDir(paths.root, STATE_DIR); // i9a: a real folder, never a planted link
       // A real fcntl lock (the same helper as the slot lock), on altplat's own file: not BOINC's
       // lockfile, which the embedding client holds, and not the control socket.
       lock = await SlotLock.tryLock(paths.state, CLIENT_LOCK_FILE);
@@ -191,6 +195,7 @@ export class AltplatClient extends TypedEmitter<AltplatEvents> {
       if (slotDir && rec.managerCleanupCmdline && atLeast(rec.step, 'launched')) await runManagerCleanup(this.system, rec, slotDir);
     }
     let names: string[] = [];
+    if (!(await isRealDirInside(this.paths.root, this.paths.altPlatformsWorking))) return; // i9a: a planted link is not swept through
     try {
       names = await fsp.readdir(this.paths.altPlatformsWorking);
     } catch (e) {
@@ -254,7 +259,12 @@ export class AltplatClient extends TypedEmitter<AltplatEvents> {
     });
     const tasks: AltTask[] = [];
     for (const rec of got.known) tasks.push(this.byKey.get(keyOf(rec.masterUrl, rec.resultName))!);
-    for (const rec of await this.journal.addAll(got.accepted)) {
+    // i9a: a full disk is a reason, not a crash: the results are rejected with it and nothing is journaled.
+    const added = await this.journal.addAll(got.accepted).catch((e: unknown) => ioError(e, 'recording the tasks in the journal'));
+    if (added instanceof AltplatError) {
+      got.rejected.push(...got.accepted.map((r) => rejectedReport(r.resultName, r.assignment.platform, added.code, added.message)));
+    }
+    for (const rec of added instanceof AltplatError ? [] : added) {
       const t = new AltTask(this.ctx, rec);
       this.byKey.set(keyOf(rec.masterUrl, rec.resultName), t);
       tasks.push(t);
@@ -263,7 +273,7 @@ export class AltplatClient extends TypedEmitter<AltplatEvents> {
     const order = new Map(parsed.assignments.map((a, i) => [a.result.name, i]));
     tasks.sort((x, y) => (order.get(x.name) ?? 0) - (order.get(y.name) ?? 0));
     await this.applyResultAborts(parsed, masterUrl);
-    return { tasks, rejected: got.rejected, globalPrefs: parsed.globalPreferences };
+    return { tasks, rejected: got.rejected, globalPrefs: globalPreferencesElement(parsed) };
   }
 
   /**

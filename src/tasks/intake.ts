@@ -13,21 +13,18 @@ import * as path from 'node:path';
 export type ReplyInput = string | Uint8Array | ParsedReply;
 
 /**
- * The reply's `<global_preferences>` element, verbatim (client/cs_scheduler.cpp handle_scheduler_reply
- * saves it with save_global_prefs). The first one only; BOINC's parser also keeps one.
+ * The reply's `<global_preferences>` element as a client saves it (client/cs_scheduler.cpp
+ * handle_scheduler_reply → save_global_prefs writes the element to global_prefs.xml); the parser keeps
+ * the raw text between the tags.
  */
-export function globalPreferencesOf(text: string): string | undefined {
-  const start = text.indexOf('<global_preferences>');
-  if (start < 0) return undefined;
-  const end = text.indexOf('</global_preferences>', start);
-  return end < 0 ? undefined : text.slice(start, end + '</global_preferences>'.length);
+export function globalPreferencesElement(reply: ParsedReply): string | undefined {
+  return reply.globalPreferences === undefined ? undefined : `<global_preferences>${reply.globalPreferences}</global_preferences>`;
 }
 
 export function parseReply(reply: ReplyInput, platforms: ReplyPlatforms): ParsedReply {
   if (typeof reply !== 'string' && !(reply instanceof Uint8Array)) return reply;
   const text = typeof reply === 'string' ? reply : Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength).toString('utf8');
-  const parsed = parseSchedulerReply(text, platforms);
-  return { ...parsed, globalPreferences: parsed.globalPreferences ?? globalPreferencesOf(text) };
+  return parseSchedulerReply(text, platforms);
 }
 
 /**

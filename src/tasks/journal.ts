@@ -6,6 +6,7 @@ import type { SharedFileStamp } from '../slots/working-copy.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { ExitDecision } from './exit-rules.js';
 import type { ResultReport } from './report.js';
+import { ensureOwnedDir } from '../util/owned-dir.js';
 
 export const JOURNAL_FILE = 'tasks.json';
 const JOURNAL_VERSION = 1;
@@ -90,7 +91,7 @@ export class Journal {
   private constructor(readonly file: string) {}
 
   static async open(stateDir: string): Promise<Journal> {
-    await fsp.mkdir(stateDir, { recursive: true });
+    await ensureOwnedDir(path.dirname(stateDir), path.basename(stateDir)); // i9a: a real folder, never a link
     const j = new Journal(path.join(stateDir, JOURNAL_FILE));
     let text: string | undefined;
     try {
@@ -140,13 +141,22 @@ export class Journal {
     const run = async (): Promise<TaskRecord[]> => {
       const now = new Date().toISOString();
       const out: TaskRecord[] = [];
+      const known = new Set(inits.map(keyText).filter((k) => this.tasks.has(k)));
       for (const init of inits) {
         const k = keyText(init);
         const rec = this.tasks.get(k) ?? { ...init, updatedAt: now };
         this.tasks.set(k, rec);
         out.push(rec);
       }
-      if (inits.length > 0) await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+      if (inits.length > 0) {
+        try {
+          await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+        } catch (e) {
+          // Not on disk, so not in memory either (as update()).
+          for (const init of inits) if (!known.has(keyText(init))) this.tasks.delete(keyText(init));
+          throw e;
+        }
+      }
       return out;
     };
     const p = this.chain.then(run, run);
@@ -161,8 +171,16 @@ export class Journal {
       const old = this.tasks.get(k) ?? (init ? { ...init, updatedAt: '' } : undefined);
       if (!old) throw new AltplatError('JOURNAL_NO_TASK', `no task ${key.resultName} of ${key.masterUrl} in the journal`);
       const next: TaskRecord = { ...old, ...patch, updatedAt: new Date().toISOString() };
+      const prev = this.tasks.get(k);
       this.tasks.set(k, next);
-      await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+      try {
+        await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+      } catch (e) {
+        // i9a: not on disk, so not in memory either (a full disk must not leave a task only half taken on).
+        if (prev) this.tasks.set(k, prev);
+        else this.tasks.delete(k);
+        throw e;
+      }
       return next;
     };
     const p = this.chain.then(run, run);

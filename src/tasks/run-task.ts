@@ -11,6 +11,7 @@ import { dropPlantedEntries, isRealDirOrMissing } from '../slots/clean.js';
 import { moveTrickleUp } from '../slots/outputs.js';
 import { checkInputs, setupSlot } from '../slots/setup.js';
 import { createWorkingCopy } from '../slots/working-copy.js';
+import { ensureOwnedDir } from '../util/owned-dir.js';
 import { atLeast, type AltTask } from './active-task.js';
 import type { TaskContext } from './context.js';
 import { decideExit, parseFinishFile, parseTemporaryExitFile } from './exit-rules.js';
@@ -76,7 +77,7 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
     return finished(couldntStart(`couldn't start app: Main program ${main.fileName} is not executable`), 'MAIN_PROGRAM_NOT_EXECUTABLE');
   }
   // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
-  await fsp.mkdir(slotDir, { recursive: true });
+  await ensureOwnedDir(ctx.paths.root, path.relative(ctx.paths.root, slotDir)); // i9a: never mkdir -p through a link
   await setupSlot(slotDir, projectDir, a, { afterFile: () => ctx.hook('setup_partial') });
   if (!atLeast(t.rec.step, 'slot_ready')) await t.setStep('slot_ready', {}, { persist: false });
   if (a.kind === 'alt') {

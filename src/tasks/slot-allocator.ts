@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 import { cleanOutDir, removeInside } from '../slots/clean.js';
 import type { DataPaths } from '../paths.js';
+import { ensureOwnedDir } from '../util/owned-dir.js';
 
 /**
  * Slots belong to the embedding client (BOINC: ACTIVE_TASK::get_free_slot, client/app.cpp). altplat
@@ -60,8 +61,9 @@ export class DefaultSlotAllocator implements SlotAllocator {
   }
 
   private async scan(): Promise<number> {
-    await fsp.mkdir(this.paths.slots, { recursive: true });
-    await fsp.mkdir(this.marks, { recursive: true });
+    // i9a: real folders inside the data dir, never created through a planted link.
+    await ensureOwnedDir(this.paths.root, path.relative(this.paths.root, this.paths.slots));
+    await ensureOwnedDir(this.paths.root, path.relative(this.paths.root, this.marks));
     for (let j = 0; j <= this.maxSlots; j++) {
       if (this.held.has(j)) continue;
       const dir = this.paths.slotDir(j);

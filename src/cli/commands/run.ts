@@ -44,15 +44,25 @@ export function registerRun(program: Command): void {
       if (crashAt) setTestHook((point) => { if (point === crashAt) process.kill(process.pid, 'SIGKILL'); });
       const dataDir = resolveDataDir(flags.dataDir);
       const paths = dataPaths(dataDir);
+      // i9a: --json output is always printed; a run refused as a whole (reply not XML, altplat/ a link,
+      // a full disk, the data dir in use) says why in `error`, with the same exit status as before.
+      const refused = (e: unknown): undefined => {
+        const code = (e as { code?: unknown }).code;
+        if (code === 'DATA_DIR_MISSING' || code === 'DATA_DIR_NOT_A_FOLDER') throw new UsageError((e as Error).message);
+        if (flags.json && typeof code === 'string') {
+          process.stdout.write(`${JSON.stringify({ results: [], error: { code, message: (e as Error).message } }, null, 2)}\n`);
+          process.stderr.write(`altplat: ${(e as Error).message} [${code}]\n`);
+          process.exitCode = 1;
+          return undefined;
+        }
+        throw e;
+      };
       const client = await AltplatClient.open({
         dataDir, hostPlatforms: flags.hostPlatform ? [flags.hostPlatform] : undefined, pollMs,
         prefs: await prefs.readVolunteerPrefs(dataDir).catch(() => undefined),
         controlSocket: `${paths.state}/${CONTROL_SOCKET}`,
-      }).catch((e: unknown) => {
-        const code = (e as { code?: unknown }).code;
-        if (code === 'DATA_DIR_MISSING' || code === 'DATA_DIR_NOT_A_FOLDER') throw new UsageError((e as Error).message);
-        throw e;
-      });
+      }).catch(refused);
+      if (!client) return;
       const onSignal = () => { void client.close(); };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
@@ -72,7 +82,8 @@ export function registerRun(program: Command): void {
             await prefs.saveReplyPrefs(dataDir, xml);
             client.setPrefs(await prefs.readVolunteerPrefs(dataDir));
           },
-        });
+        }).catch(refused);
+        if (!result) return;
         stopProgress?.();
         if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else printRunReport(result.results, process.stdout);
