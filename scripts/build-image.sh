@@ -39,7 +39,7 @@ step() {
 }
 die() { echo "build-image: error: $*" >&2; exit 1; }
 
-for tool in apt-get apt-cache dpkg-deb cpio gzip mke2fs qemu-img readelf sha256sum node flock; do
+for tool in apt-get apt-cache dpkg-deb cpio gzip mke2fs qemu-img readelf sha256sum node flock gcc; do
   command -v "$tool" >/dev/null || die "missing tool '$tool' (run scripts/setup.sh)"
 done
 
@@ -130,8 +130,8 @@ npx --no-install esbuild src/manager/main.ts --bundle --platform=node --format=e
   --log-level=warning --legal-comments=none \
   --banner:js="import { createRequire as __altplatCreateRequire } from 'node:module'; const require = __altplatCreateRequire(import.meta.url);" \
   --outfile="$BUILD/manager.mjs"
-MANAGER_SRC_HASH=$(cat "$BUILD/manager.mjs" scripts/guest/* scripts/build-image.sh \
-  "$ROOT"/alt_platforms/{x86_64,i686}-pc-linux-gnu/{manager,vm_config.xml,alt_platform.xml.in} | sha256sum | cut -c1-64)
+MANAGER_SRC_HASH=$( (gcc --version | awk 'NR == 1'; cat "$BUILD/manager.mjs" scripts/guest/* scripts/build-image.sh \
+  "$ROOT"/alt_platforms/{x86_64,i686}-pc-linux-gnu/{manager,vm_config.xml,alt_platform.xml.in}) | sha256sum | cut -c1-64)
 STAMP=$(printf '%sepoch=%s\ndisk=%s\nsrc=%s\n' "$MANIFEST" "$EPOCH" "$DISK_MB" "$MANAGER_SRC_HASH" | sha256sum | cut -c1-64)
 
 up_to_date=1
@@ -213,6 +213,9 @@ done
 rm -f "$R/sbin/shutdown"
 install -m 755 scripts/guest/shutdown.sh "$R/sbin/shutdown"
 install -m 755 scripts/guest/init.sh "$R/init"
+# The project's own helper for a guest resumed from a saved booted state (clock, RNG reseed); static,
+# so it needs nothing of the guest's. Deterministic for one gcc: no build id, no timestamps.
+gcc -static -O2 -s -Wl,--build-id=none -o "$R/sbin/altplat-resume" scripts/guest/altplat-resume.c
 echo "root:x:0:0:root:/root:/bin/sh" > "$R/etc/passwd"
 echo "root:x:0:" > "$R/etc/group"
 

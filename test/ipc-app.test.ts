@@ -105,6 +105,23 @@ describe('a TypeScript manager (BoincApp) under our client side', () => {
     expect(again.control.status.fractionDone).toBe(1);
   });
 
+  it('immediateFinish: the app exits with its final status still unread in the channel, and the client reads it after the exit (fraction 1, the final CPU time)', async () => {
+    const s = await slot();
+    // No client polls while it runs: only the read after the exit (handle_exited_app) can see the status.
+    const r = await startTs(s, ['--target', '30', '--step-ms', '1', '--immediate-finish'], { heartbeats: false });
+    expect(await r.exited).toMatchObject({ code: 0 });
+    expect(await fileText(s, 'boinc_finish_called')).toBe('0\n');
+    const ch = MmapChannels.open(path.join(s, MMAP_FILE_NAME));
+    try {
+      expect(ch.hasMsg(Channel.APP_STATUS)).toBe(true);
+    } finally {
+      ch.close();
+    }
+    await r.control.poll(performance.now(), { wss: 0, maxWss: 2e9 });
+    expect(r.control.status.fractionDone).toBe(1);
+    expect(r.control.status.currentCpuTime).toBeGreaterThan(0);
+  });
+
   it('abort ends it with 194; quit while suspended ends it at once (the real API would sleep until killed)', async () => {
     const s1 = await slot();
     const s2 = await slot();

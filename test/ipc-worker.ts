@@ -21,7 +21,7 @@ const stepMs = Number(arg('--step-ms') ?? 5);
 const message = arg('--message');
 const notice = has('--notice');
 
-const app = await BoincApp.init();
+const app = await BoincApp.init({ immediateFinish: has('--immediate-finish') });
 for (const ev of ['suspend', 'resume', 'reread_app_info'] as const) {
   app.on(ev, () => appendFileSync('events.txt', `${ev} ${Date.now()}\n`));
 }

@@ -117,3 +117,41 @@ describe('vm_config.xml <personality>', () => {
     expect(load('x86_64-pc-linux-gnu').personality).toBe('native');
   });
 });
+
+describe('issue 10 pieces that need no VM', () => {
+  it('a sparse file counts its allocated blocks toward the disk-usage limit, a dense one its size', async () => {
+    const { countedBytes } = await import('../src/tasks/rsc-limits.js');
+    const { statSync, truncateSync } = await import('node:fs');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'altplat-sparse-'));
+    try {
+      const sparse = path.join(dir, 'job.raw');
+      writeFileSync(sparse, Buffer.alloc(1 << 20, 1));
+      truncateSync(sparse, 16 * 2 ** 30);
+      const dense = path.join(dir, 'dense');
+      writeFileSync(dense, Buffer.alloc(1000, 1));
+      expect(countedBytes(statSync(sparse))).toBeLessThan(4 << 20);
+      expect(countedBytes(statSync(sparse))).toBeGreaterThanOrEqual(1 << 20);
+      expect(countedBytes(statSync(dense))).toBe(1000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the saved state is used only in the BOINC layout (<data>/slots/N with <data>/alt_platforms_working/slotN)', async () => {
+    const { dataDirOf } = await import('../src/manager/boot-state.js');
+    expect(dataDirOf('/d/slots/3', '/d/alt_platforms_working/slot3')).toBe('/d');
+    expect(dataDirOf('/d/other/3', '/d/alt_platforms_working/slot3')).toBeUndefined();
+    expect(dataDirOf('/d/slots/3', '/e/alt_platforms_working/slot3')).toBeUndefined();
+  });
+
+  it('the QEMU command line: the job disk second, the state disk below the overlay, -incoming quoted for the shell', async () => {
+    const { qemuArgs } = await import('../src/manager/qemu.js');
+    const cfg = parseVmConfig('<qemu_vm><kernel>k</kernel><initrd>i</initrd><base_disk>b.qcow2</base_disk></qemu_vm>', '/p');
+    const a = qemuArgs({ config: cfg, runDir: '/r', overlay: '/r/o.qcow2', task: 't', accel: 'tcg', jobDisk: '/r/j.qcow2', stateDisk: "/v/k/disk.qcow2", incoming: "/v/it's/memory" }, '/s');
+    const j = a.join(' ');
+    expect(j).toContain('node-name=state,backing=base,read-only=on');
+    expect(j).toContain('node-name=disk0,backing=state');
+    expect(j.indexOf('id=vblk0')).toBeLessThan(j.indexOf('id=vblk1'));
+    expect(a[a.indexOf('-incoming') + 1]).toBe(`exec:cat '/v/it'\\''s/memory'`);
+  });
+});

@@ -16,19 +16,23 @@ import {
 const baseImage = path.join(PLATFORM_DIR, 'image', 'base.qcow2');
 let baseSha: string;
 const dataDirs: string[] = [];
+/** Every data dir of this file is below it, so that VMs of other checkouts running the same tests are not ours. */
+let root: string;
 
-beforeAll(() => {
+beforeAll(async () => {
   baseSha = sha256File(baseImage);
+  root = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-mt-'));
+  dataDirs.push(root);
 });
 
 afterAll(async () => {
-  expect(qemuPidsTagged('mt_')).toEqual([]);
+  expect(qemuPidsTagged('mt_', root)).toEqual([]);
   expect(sha256File(baseImage)).toBe(baseSha);
   for (const d of dataDirs) await fsp.rm(d, { recursive: true, force: true });
 });
 
 async function dataDir(platforms: string[]): Promise<string> {
-  const d = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-mt-'));
+  const d = await fsp.mkdtemp(path.join(root, 'd-'));
   dataDirs.push(d);
   for (const p of platforms) installReferencePlatform(d, p);
   // The volunteer's "checkpoint at most every N s" preference reaches the manager through init_data.xml.
@@ -117,7 +121,7 @@ async function startCounter(result: string, steps: number, prefs?: { leaveAppsIn
   lc.on('progress', (p) => { fraction = p.fractionDone; });
   const done = lc.run({ replyFile, filesDir });
   const slot = path.join(d, 'slots', '0');
-  const qemuPid = () => until('the VM', () => qemuPidsTagged(result)[0]);
+  const qemuPid = () => until('the VM', () => qemuPidsTagged(result, root)[0]);
   return { d, lc, done, slot, qemuPid, fraction: () => fraction, output: () => fsp.readFile(path.join(d, 'projects', QEMU_PROJECT, `${result}_stdout_txt`), 'utf8') };
 }
 
@@ -153,7 +157,7 @@ describe('the manager follows the client', () => {
     await t.lc.control('mt_quit', 'quit');
     const first = await t.done;
     expect(first.results[0]).toMatchObject({ outcome: 'quit' });
-    expect(qemuPidsTagged('mt_quit')).toEqual([]);
+    expect(qemuPidsTagged('mt_quit', root)).toEqual([]);
     const tag = await checkpointTag(t.slot);
     expect(tag).toMatch(/^altplat-ckpt-[ab]$/);
 
@@ -176,7 +180,7 @@ describe('the manager follows the client', () => {
     const pid1 = await t.qemuPid();
     await new Promise((r) => setTimeout(r, qemuDelay));
     try { process.kill(pid1, 'SIGKILL'); } catch { /* finished already */ }
-    const pid2 = await until('a new VM', () => qemuPidsTagged('mt_kill').find((p) => p !== pid1), 60_000).catch(() => undefined);
+    const pid2 = await until('a new VM', () => qemuPidsTagged('mt_kill', root).find((p) => p !== pid1), 60_000).catch(() => undefined);
     if (pid2 !== undefined) {
       await new Promise((r) => setTimeout(r, managerDelay));
       try {
@@ -198,7 +202,7 @@ describe('the manager follows the client', () => {
     const { results } = await t.done;
     expect(results[0]).toMatchObject({ outcome: 'aborted' });
     expect(results[0]!.stderr).toContain('abort requested: killing the VM');
-    expect(qemuPidsTagged('mt_abort')).toEqual([]);
+    expect(qemuPidsTagged('mt_abort', root)).toEqual([]);
   }, 120_000);
 });
 
@@ -215,7 +219,7 @@ describe('a client killed with SIGKILL (through the real CLI)', () => {
     await until('a checkpoint', () => checkpointTag(slot), 90_000);
     first.kill('SIGKILL');
     // BoincApp notices the client is gone (client_pid checked every 10 s) and exits; its VM goes with it.
-    await until('the orphaned VM to end', () => (qemuPidsTagged('mt_client').length === 0 ? true : undefined), 30_000);
+    await until('the orphaned VM to end', () => (qemuPidsTagged('mt_client', root).length === 0 ? true : undefined), 30_000);
     const second = cli(['--json']);
     let out = '';
     second.stdout!.on('data', (b: Buffer) => { out += b.toString(); });

@@ -30,8 +30,12 @@ export function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
-/** Pids of QEMU processes whose -name carries `tagPart` (every test asserts none is left). */
-export function qemuPidsTagged(tagPart: string): number[] {
+/**
+ * Pids of QEMU processes whose -name carries `tagPart` (every test asserts none is left); with `under`,
+ * only those whose command line names a path below it (the test's own data dirs: other checkouts on the
+ * same machine may run the same tests, with the same tags, at the same time).
+ */
+export function qemuPidsTagged(tagPart: string, under?: string): number[] {
   const pids: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -40,7 +44,7 @@ export function qemuPidsTagged(tagPart: string): number[] {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
       if (cmd.startsWith('qemu-system') || cmd.includes('/qemu-system')) {
-        if (cmd.includes(`altplat:${tagPart}`)) pids.push(Number(d));
+        if (cmd.includes(`altplat:${tagPart}`) && (!under || cmd.includes(under))) pids.push(Number(d));
       }
     } catch { /* exited meanwhile */ }
   }
@@ -93,6 +97,8 @@ export interface QemuJobSpec {
   /** Output open names; 'stdout.txt' receives the program's standard output. */
   outputs?: string[];
   rscFpopsEst?: number;
+  /** max_nbytes of every output (default 10 MB). */
+  maxNbytes?: number;
 }
 
 export const QEMU_MASTER_URL = 'https://example.org/vmtest/';
@@ -172,7 +178,7 @@ ${refs.join('\n')}
     <name>${o.file}</name>
     <generated_locally/>
     <upload_when_present/>
-    <max_nbytes>10000000</max_nbytes>
+    <max_nbytes>${j.maxNbytes ?? 10000000}</max_nbytes>
     <url>https://example.org/vmtest_cgi/file_upload_handler</url>
 </file_info>`);
     }

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORM_DIR, qemuPidsTagged, REPO, sha256File } from './qemu-fixture.js';
+import { MASTER, PROJECT_DIR, writeReply, type RunResult } from './helpers/wu-reply.js';
 
 /**
  * Work units a project could really send, through the public CLI only (`altplat install`, `run --json`,
@@ -17,8 +18,6 @@ import { PLATFORM_DIR, qemuPidsTagged, REPO, sha256File } from './qemu-fixture.j
 const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
 const PI_C = path.join(REPO, 'test', 'paper', 'pi.c');
 const UNAME_C = '#include <stdio.h>\n#include <sys/utsname.h>\nint main(void) { struct utsname u; uname(&u); printf("%s\\n", u.machine); return 0; }\n';
-const MASTER = 'http://wu.example.net/proj/';
-const PROJECT_DIR = 'wu.example.net_proj';
 const TAG = 'wu_'; // every result name starts with it, so our QEMU processes can be found
 const baseImage = path.join(PLATFORM_DIR, 'image', 'base.qcow2');
 let baseSha: string;
@@ -31,7 +30,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  expect(qemuPidsTagged(TAG)).toEqual([]);
+  expect(qemuPidsTagged(TAG, work)).toEqual([]);
   expect(sha256File(baseImage)).toBe(baseSha);
   await fsp.rm(work, { recursive: true, force: true });
 });
@@ -55,64 +54,6 @@ function gcc(name: string, source: string, flags: string[], libs: string[] = [])
   return out;
 }
 
-interface Wu {
-  result: string;
-  platform: string;
-  program: string;
-  cmdline?: string;
-  inputs?: Record<string, string>;
-  outputs?: string[];
-  maxNbytes?: number;
-  /** More files of the app version (open name → host file), e.g. the shared libraries it ships. */
-  appFiles?: Record<string, string>;
-}
-
-/** A scheduler reply with one app version per work unit, in the order BOINC's scheduler writes them. */
-function writeReply(dir: string, wus: Wu[]): { reply: string; files: string } {
-  const files = path.join(dir, 'files');
-  execFileSync('mkdir', ['-p', files]);
-  const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
-  const x = [`<scheduler_reply>\n<scheduler_version>716</scheduler_version>\n<master_url>${MASTER}</master_url>\n<project_name>wu test</project_name>\n<app>\n    <name>wuapp</name>\n    <user_friendly_name>wu app</user_friendly_name>\n</app>`];
-  let v = 700;
-  for (const w of wus) {
-    v++;
-    const prog = readFileSync(w.program);
-    const pf = `wuapp_${v}_${w.platform}`;
-    writeFileSync(path.join(files, pf), prog, { mode: 0o755 });
-    x.push(`<file_info>\n    <name>${pf}</name>\n    <url>${MASTER}download/${pf}</url>\n    <executable/>\n    <md5_cksum>${md5(prog)}</md5_cksum>\n    <nbytes>${prog.length}.000000</nbytes>\n</file_info>`);
-    const avRefs: string[] = [];
-    for (const [open, host] of Object.entries(w.appFiles ?? {})) {
-      const f = `${pf}_${open}`;
-      const b = readFileSync(host);
-      writeFileSync(path.join(files, f), b);
-      x.push(`<file_info>\n    <name>${f}</name>\n    <url>${MASTER}download/${f}</url>\n    <md5_cksum>${md5(b)}</md5_cksum>\n    <nbytes>${b.length}</nbytes>\n</file_info>`);
-      avRefs.push(`    <file_ref>\n        <file_name>${f}</file_name>\n        <open_name>${open}</open_name>\n    </file_ref>\n`);
-    }
-    x.push(`<app_version>\n    <app_name>wuapp</app_name>\n    <version_num>${v}</version_num>\n    <platform>${w.platform}</platform>\n    <avg_ncpus>1.000000</avg_ncpus>\n    <flops>2000000000.000000</flops>\n    <file_ref>\n        <file_name>${pf}</file_name>\n        <main_program/>\n    </file_ref>\n${avRefs.join('')}</app_version>`);
-    const inRefs: string[] = [];
-    for (const [open, content] of Object.entries(w.inputs ?? {})) {
-      const f = `${w.result}_${open.replace(/\W/g, '_')}`;
-      const b = Buffer.from(content);
-      writeFileSync(path.join(files, f), b);
-      x.push(`<file_info>\n    <name>${f}</name>\n    <url>${MASTER}download/${f}</url>\n    <md5_cksum>${md5(b)}</md5_cksum>\n    <nbytes>${b.length}</nbytes>\n</file_info>`);
-      inRefs.push(`    <file_ref>\n        <file_name>${f}</file_name>\n        <open_name>${open}</open_name>\n    </file_ref>`);
-    }
-    const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
-    x.push(`<workunit>\n    <name>${w.result}_wu</name>\n    <app_name>wuapp</app_name>\n    <version_num>${v}</version_num>\n    <rsc_fpops_est>20000000000.000000</rsc_fpops_est>\n    <rsc_fpops_bound>1e14</rsc_fpops_bound>\n    <rsc_memory_bound>100000000.000000</rsc_memory_bound>\n    <rsc_disk_bound>1000000000.000000</rsc_disk_bound>\n${w.cmdline !== undefined ? `    <command_line>${esc(w.cmdline)}</command_line>\n` : ''}${inRefs.join('\n')}\n</workunit>`);
-    const outRefs: string[] = [];
-    for (const open of w.outputs ?? ['stdout.txt']) {
-      const f = `${w.result}_${open.replace(/\W/g, '_')}`;
-      x.push(`<file_info>\n    <name>${f}</name>\n    <generated_locally/>\n    <upload_when_present/>\n    <max_nbytes>${w.maxNbytes ?? 50000000}</max_nbytes>\n    <url>${MASTER}cgi-bin/file_upload_handler</url>\n</file_info>`);
-      outRefs.push(`    <file_ref>\n        <file_name>${f}</file_name>\n        <open_name>${open}</open_name>\n    </file_ref>`);
-    }
-    x.push(`<result>\n    <name>${w.result}</name>\n    <wu_name>${w.result}_wu</wu_name>\n    <platform>${w.platform}</platform>\n    <version_num>${v}</version_num>\n    <plan_class></plan_class>\n    <report_deadline>1900000000</report_deadline>\n${outRefs.join('\n')}\n</result>`);
-  }
-  x.push('</scheduler_reply>\n');
-  const reply = path.join(dir, 'sched_reply.xml');
-  writeFileSync(reply, x.join('\n'));
-  return { reply, files };
-}
-
 async function installedDataDir(name: string, prefs?: string): Promise<string> {
   const d = path.join(work, name);
   await fsp.mkdir(d);
@@ -124,14 +65,9 @@ async function installedDataDir(name: string, prefs?: string): Promise<string> {
   return d;
 }
 
-interface RunResult {
-  name: string; outcome: string; exitStatus: number | null; stderr: string; reason?: string; platform: string; kind: string;
-  outputs: Array<{ name: string; path: string; nbytes: number; status: number }>;
-}
-
 /** Nothing of a finished run may be left behind: VMs, slots, working copies; the platforms verify. */
 function expectCleanAfterRun(d: string): void {
-  expect(qemuPidsTagged(TAG)).toEqual([]);
+  expect(qemuPidsTagged(TAG, work)).toEqual([]);
   const slots = path.join(d, 'slots');
   expect(existsSync(slots) ? readdirSync(slots) : []).toEqual([]);
   const wc = path.join(d, 'alt_platforms_working');
@@ -357,7 +293,7 @@ describe('`altplat task` controls VM tasks of a running `altplat run`', () => {
       expect(first.ctl_susp!.stderr).toMatch(/restored checkpoint altplat-ckpt-[ab]/);
       expect(first.ctl_abort).toMatchObject({ outcome: 'aborted' });
       expect(first.ctl_quit).toMatchObject({ outcome: 'quit' });
-      expect(qemuPidsTagged(TAG)).toEqual([]);
+      expect(qemuPidsTagged(TAG, work)).toEqual([]);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }

@@ -36,6 +36,15 @@ export interface BoincAppOptions {
   lockWaitMs?: number;
   /** Longest wait for the client to take the final status message in finish(); default 2 s. */
   finishGraceMs?: number;
+  /**
+   * finish() without waiting: the final status is written into the channel (overwriting an unread
+   * older one), then the finish file, then the process exits at once. A deliberate difference from
+   * libboinc, whose boinc_finish sleeps 2 s so its timer thread can send the last status while the
+   * client still polls the app: BOINC's client reads the status channel once more when it handles
+   * the exit (client/app_control.cpp handle_exited_app → get_app_status_msg), and so does altplat's,
+   * so neither the final CPU time nor the fraction done is lost. Default false (libboinc's semantics).
+   */
+  immediateFinish?: boolean;
   /** Where diagnostic lines go; default stderr (the slot's stderr.txt under a client). */
   log?: (line: string) => void;
 }
@@ -81,6 +90,7 @@ export class BoincApp {
     private readonly exitFn: (code: number) => void,
     private readonly finishGraceMs: number,
     private readonly log: (line: string) => void,
+    private readonly immediateFinish = false,
   ) {
     this.slotDir = slotDir;
     this.data = data;
@@ -123,7 +133,7 @@ export class BoincApp {
         log(`${stamp()} Can't set up shared mem: ${e.message}. Will run in standalone mode.`);
       }
     }
-    const app = new BoincApp(slotDir, data, channels, lock, exit, opts.finishGraceMs ?? 2000, log);
+    const app = new BoincApp(slotDir, data, channels, lock, exit, opts.finishGraceMs ?? 2000, log, opts.immediateFinish ?? false);
     if (!lock) {
       log(`${stamp()} Can't acquire lockfile - exiting`);
       await app.temporaryExit(LOCK_BUSY_DELAY_SEC, LOCK_BUSY_REASON);
@@ -324,7 +334,9 @@ export class BoincApp {
     this.timer = undefined;
     this.fraction = 1;
     const ch = this.channels;
-    if (ch) {
+    if (ch && this.immediateFinish) {
+      ch.sendMsgOverwrite(Channel.APP_STATUS, this.statusText());
+    } else if (ch) {
       // The real API sleeps 2 s so its timer thread sends a last status while the client still
       // polls this process. Here the last status is sent directly and we wait (at most 2 s) only
       // until the client has taken it, which is up to one client poll (1 s).

@@ -38,7 +38,7 @@ export class SlotLock {
    * One attempt, like FILE_LOCK::lock: resolves to a held lock, or undefined when another process
    * holds it. AltplatError IPC_LOCK_FAILED when the lock cannot be tried at all.
    */
-  static async tryLock(slotDir: string, fileName = LOCK_FILE_NAME): Promise<SlotLock | undefined> {
+  static async tryLock(slotDir: string, fileName: string = LOCK_FILE_NAME): Promise<SlotLock | undefined> {
     const file = path.join(slotDir, fileName);
     const child = spawn('perl', ['-e', HELPER, file], { stdio: ['pipe', 'pipe', 'ignore'] });
     const answer = await new Promise<string>((resolve, reject) => {

@@ -166,30 +166,35 @@ export async function copyOut(qga: QgaClient, slotDir: string, job: JobDescripti
     throw e;
   });
   if (stderrText.length > 0) await fsp.appendFile(path.join(slotDir, 'stderr.txt'), stderrText);
-  for (const out of job.outputs) {
-    checkOpenName(out.openName);
-    const guestFile = out.openName === STDOUT_OPEN_NAME ? `${guestDir}/${GUEST_STDOUT}` : `${guestDir}/${out.openName}`;
-    const host = await resolveFilename(slotDir, out.openName);
-    try {
-      await qga.pullFile(guestFile, host, out.maxNbytes && out.maxNbytes > 0 ? Math.max(out.maxNbytes, 1) : undefined);
-      report.copied.push(out.openName);
-    } catch (e) {
-      const code = (e as AltplatError).code;
-      if (code === 'QGA_FILE_TOO_LARGE') {
-        // Over max_nbytes: not worth copying, but the client must see a file of the real size so that
-        // its rule reports ERR_FILE_TOO_BIG with that size (client/cs_apps.cpp app_finished) rather
-        // than a missing file. A sparse file of that size costs nothing; the client deletes it.
-        const size = await qga.fileSize(guestFile);
-        const tmp = `${host}.altplat-pull-${process.pid}`;
-        await fsp.writeFile(tmp, '');
-        await fsp.truncate(tmp, size);
-        await fsp.rename(tmp, host);
-        report.tooBig.push(out.openName);
-        continue;
-      }
-      if (code !== 'QGA_COMMAND_FAILED') throw e;
-      report.missing.push(out.openName);
-    }
-  }
+  for (const out of job.outputs) await copyOutputViaAgent(qga, slotDir, job, guestDir, out.openName, report);
   return report;
+}
+
+/** One declared output through the agent (inside the guest: a symlink is followed there, never on the host). */
+export async function copyOutputViaAgent(qga: QgaClient, slotDir: string, job: JobDescription, guestDir: string, openName: string, report: CopyOutReport): Promise<void> {
+  const out = job.outputs.find((o) => o.openName === openName);
+  if (!out) return;
+  checkOpenName(out.openName);
+  const guestFile = out.openName === STDOUT_OPEN_NAME ? `${guestDir}/${GUEST_STDOUT}` : `${guestDir}/${out.openName}`;
+  const host = await resolveFilename(slotDir, out.openName);
+  try {
+    await qga.pullFile(guestFile, host, out.maxNbytes && out.maxNbytes > 0 ? Math.max(out.maxNbytes, 1) : undefined);
+    report.copied.push(out.openName);
+  } catch (e) {
+    const code = (e as AltplatError).code;
+    if (code === 'QGA_FILE_TOO_LARGE') {
+      // Over max_nbytes: not worth copying, but the client must see a file of the real size so that
+      // its rule reports ERR_FILE_TOO_BIG with that size (client/cs_apps.cpp app_finished) rather
+      // than a missing file. A sparse file of that size costs nothing; the client deletes it.
+      const size = await qga.fileSize(guestFile);
+      const tmp = `${host}.altplat-pull-${process.pid}`;
+      await fsp.writeFile(tmp, '');
+      await fsp.truncate(tmp, size);
+      await fsp.rename(tmp, host);
+      report.tooBig.push(out.openName);
+      return;
+    }
+    if (code !== 'QGA_COMMAND_FAILED') throw e;
+    report.missing.push(out.openName);
+  }
 }

@@ -12,7 +12,8 @@ const log = (line: string) => void process.stderr.write(`${stamp()} [altplat-qem
 
 async function main(): Promise<void> {
   const args = parseManagerArgs(process.argv.slice(2), process.env);
-  const app = await BoincApp.init({ log });
+  // immediateFinish: no 2 s wait in boinc_finish (docs/MANAGER_CONTRACT.md, "Finishing without libboinc's sleep").
+  const app = await BoincApp.init({ log, immediateFinish: true });
   log(`platform ${args.platform ?? '?'}, working copy ${args.workingDir}`);
   const manager = new Manager({ ...args, slotDir: app.slotDir, app, log, exit: (code) => process.exit(code) });
   await manager.run();

@@ -6,17 +6,26 @@ import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { resolveFilename } from '../ipc/resolve.js';
 import { JOB_FILE, parseJob, type JobDescription } from '../job/jobfile.js';
 import { constants as osConstants } from 'node:os';
-import { copyIn, copyOut, missingInterpreter, readGuestFraction, startProgram } from './guest-job.js';
-import { createOverlay, killOrphanVm, listSnapshots, startVm, type QemuVm } from './qemu.js';
+import { performance } from 'node:perf_hooks';
+import { copyIn, copyOut, copyOutputViaAgent, missingInterpreter, readGuestFraction, startProgram } from './guest-job.js';
+import { randomBytes } from 'node:crypto';
+import { BOOT_STATE_DIR, dataDirOf, discardBootState, prepareBootState } from './boot-state.js';
+import { buildJobDisk, copyOutDisk, diskTools, JOB_DISK, prepareGuest, type DiskTools } from './job-disk.js';
+import { createOverlay, killOrphanVm, listSnapshots, QemuVm, startVm } from './qemu.js';
 import { readState, TASK_OVERLAY, writeState, type ManagerState } from './state.js';
 import { loadVmConfig, type VmConfig } from './vm-config.js';
 
 /** The two rolling checkpoint tags: the new one is complete before the old one is deleted. */
 const CHECKPOINT_TAGS = ['altplat-ckpt-a', 'altplat-ckpt-b'] as const;
-/** Main loop period; control events act at once, this paces polling of the guest. */
-const TICK_MS = 200;
-/** How often the guest program's status and fraction_done file are read. */
-const GUEST_POLL_MS = 1000;
+/**
+ * Polling of the guest program's exit (guest-exec-status): every EXIT_POLL_MIN_MS at first, backing
+ * off to EXIT_POLL_MAX_MS, so a short program's exit is seen at once and a long one's within ~50 ms
+ * for a round trip that costs the guest well under a millisecond. Control events act at once anyway.
+ */
+const EXIT_POLL_MIN_MS = 5;
+const EXIT_POLL_MAX_MS = 50;
+/** How often fraction_done is read and reported, and the checkpoint timer looked at. */
+const PROGRESS_POLL_MS = 1000;
 /**
  * Exit status when the guest cannot start the main program at all (its ELF loader or `#!`
  * interpreter is missing): 127, what the guest's shell itself reports for a command it cannot run.
@@ -60,14 +69,20 @@ export class Manager {
   private lastCheckpointAt = Date.now();
   private vmRestarts = 0;
   private paused = false;
+  private tools?: DiskTools;
+  /** Where this run's time went (ms since the process started), logged at the end for the bench. */
+  private readonly marks: Array<[string, number]> = [];
+  private mark(step: string): void { this.marks.push([step, performance.now()]); }
 
   constructor(private readonly o: ManagerOptions) {}
 
   private get slot(): string { return this.o.slotDir; }
   private get overlay(): string { return path.join(this.slot, TASK_OVERLAY); }
+  private get jobDisk(): string { return path.join(this.slot, JOB_DISK); }
 
   async run(): Promise<never> {
     const { app, log } = this.o;
+    this.mark('manager started');
     this.job = parseJob(await fsp.readFile(this.o.jobFile, 'utf8'));
     this.config = await loadVmConfig(path.resolve(this.o.workingDir, this.o.configFile));
     // The platform's virtual CPU comes from its definition (through the job file), not from vm_config.xml.
@@ -86,8 +101,10 @@ export class Manager {
     app.on('quit', () => { this.pending ??= 'quit'; this.poke(); });
     app.on('abort', () => { this.pending = 'abort'; this.poke(); });
     // Whatever way this process ends, its VM ends with it (a VM without its manager only burns CPU).
-    process.on('exit', () => { if (this.vm && !this.vm.hasExited) try { process.kill(this.vm.pid, 'SIGKILL'); } catch { /* gone */ } });
+    // (all of them: also one being resumed or a saved state's builder, not yet this.vm)
+    process.on('exit', () => QemuVm.killAllNow());
 
+    this.tools = await diskTools();
     const killed = await killOrphanVm(this.slot, this.job.resultName);
     if (killed) log(`ended the VM (pid ${killed}) left by an earlier run of this task`);
 
@@ -138,13 +155,16 @@ export class Manager {
       const tags = await listSnapshots(this.overlay).catch(() => [] as string[]);
       const sameCpu = (saved.cpuModel ?? this.config.cpuModel) === this.config.cpuModel && (saved.machine ?? this.config.machine) === this.config.machine;
       if (!sameCpu) log(`checkpoint ${saved.checkpoint} was taken on ${saved.cpuModel}/${saved.machine}, the platform now runs ${this.config.cpuModel}/${this.config.machine}; starting over`);
-      else if (tags.includes(saved.checkpoint)) restoreTag = saved.checkpoint;
-      else log(`checkpoint ${saved.checkpoint} is not in ${TASK_OVERLAY}; starting over`);
+      else if (!tags.includes(saved.checkpoint)) log(`checkpoint ${saved.checkpoint} is not in ${TASK_OVERLAY}; starting over`);
+      else if ((await this.stateDiskOf(saved)) === null) log(`checkpoint ${saved.checkpoint} is layered on saved booted state ${saved.bootState}, which is gone; starting over`);
+      else restoreTag = saved.checkpoint;
     }
     if (restoreTag && saved) {
       this.state = saved;
       const t0 = Date.now();
-      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel }));
+      const jobDisk = saved.dataPath === 'disk' ? this.jobDisk : undefined;
+      const stateDisk = (await this.stateDiskOf(saved)) ?? undefined;
+      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel, jobDisk, stateDisk }));
       this.attach(vm);
       log(`restored checkpoint ${restoreTag} in ${Date.now() - t0} ms; re-attaching to guest pid ${saved.guestPid}`);
       this.runSecs = 0;
@@ -152,23 +172,108 @@ export class Manager {
       return;
     }
     await this.checkInterrupts();
-    await createOverlay(this.overlay, this.config.baseDisk, this.config.appOverlay);
-    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log }));
+    let t0 = Date.now();
+    let bytes = 0;
+    const jobDisk = this.tools ? this.jobDisk : undefined;
+    // The job disk is made while the saved booted state is looked up (or built); QEMU needs both.
+    const made = this.tools
+      ? buildJobDisk(this.tools, this.slot, this.job).then((n) => {
+        bytes = n;
+        log(`job disk: ${n} bytes of the job's files in ${Date.now() - t0} ms`);
+        this.mark('job disk made');
+      })
+      : Promise.resolve();
+    made.catch(() => undefined);
+    const resumed = jobDisk ? await this.resumeBootState(jobDisk, made) : undefined;
+    await made;
+    const vm = resumed ?? await this.coldBoot(jobDisk);
+    this.mark(resumed ? 'guest resumed' : 'guest booted');
     this.attach(vm);
-    log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel})`);
-    this.state = { version: 1, task: this.job.resultName, accel: vm.opts.accel, cpuModel: this.config.cpuModel, machine: this.config.machine, elapsedAtCheckpoint: 0 };
     await this.checkInterrupts();
-    const t0 = Date.now();
-    const bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));
-    log(`copied ${bytes} bytes into the guest in ${Date.now() - t0} ms`);
+    t0 = Date.now();
+    if (jobDisk) {
+      await this.guard(prepareGuest(vm.qga, this.config.guestDir, this.job.mainProgram, resumed ? { entropy: randomBytes(64) } : undefined));
+      log(`job disk mounted at ${this.config.guestDir}${resumed ? ', clock set, RNG reseeded' : ''} in ${Date.now() - t0} ms`);
+    } else {
+      bytes = await this.guard(copyIn(vm.qga, this.slot, this.job, this.config.guestDir));
+      log(`copied ${bytes} bytes into the guest through the agent in ${Date.now() - t0} ms`);
+    }
+    this.mark(jobDisk ? 'guest prepared' : 'copied in');
     const missing = await this.guard(missingInterpreter(vm.qga, this.slot, this.job));
     if (missing) throw new CannotStart(missing);
     await this.checkInterrupts();
     this.state.guestPid = await this.guard(startProgram(vm.qga, this.job, this.config.guestDir, this.config.personality));
     await writeState(this.slot, this.state);
+    this.mark('program started');
     log(`started ${this.job.mainProgram} ${this.job.commandLine} (guest pid ${this.state.guestPid})`);
     this.runSecs = 0;
     this.lastCheckpointAt = Date.now();
+  }
+
+  private freshState(accel: 'kvm' | 'tcg', dataPath: 'disk' | 'agent', bootState?: string): ManagerState {
+    return { version: 1, task: this.job.resultName, accel, cpuModel: this.config.cpuModel, machine: this.config.machine, elapsedAtCheckpoint: 0, dataPath, bootState };
+  }
+
+  private async coldBoot(jobDisk: string | undefined): Promise<QemuVm> {
+    await createOverlay(this.overlay, this.config.baseDisk, this.config.appOverlay);
+    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log: this.o.log, jobDisk }));
+    this.o.log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel}, cold boot)`);
+    this.state = this.freshState(vm.opts.accel, jobDisk ? 'disk' : 'agent');
+    return vm;
+  }
+
+  /**
+   * Starts from the saved booted state (boot-state.ts), built now if missing; undefined (boot cold)
+   * when there is none to be had, with the reason in stderr.txt. A state QEMU cannot load is discarded.
+   */
+  private async resumeBootState(jobDisk: string, jobDiskMade: Promise<void>): Promise<QemuVm | undefined> {
+    const { log } = this.o;
+    if (process.env.ALTPLAT_BOOT_STATE === 'off') {
+      log('saved booted state: off (ALTPLAT_BOOT_STATE=off); booting cold');
+      return undefined;
+    }
+    const dataDir = dataDirOf(this.slot, this.o.workingDir);
+    if (!dataDir) {
+      log('saved booted state: not used (the slot is not inside a BOINC data dir); booting cold');
+      return undefined;
+    }
+    const r = await prepareBootState({ dataDir, config: this.config, platform: this.job.platform, log });
+    if (!('state' in r)) {
+      log(`saved booted state not used: ${r.reason}; booting cold`);
+      return undefined;
+    }
+    const bs = r.state;
+    // Recorded before the overlay exists: from here on the state's disk is this task's backing file,
+    // and no other task deletes it.
+    this.state = this.freshState(bs.accel, 'disk', bs.key);
+    await writeState(this.slot, this.state);
+    await createOverlay(this.overlay, bs.disk);
+    await jobDiskMade;
+    const t0 = Date.now();
+    let vm: QemuVm | undefined;
+    try {
+      ({ vm } = await startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log, jobDisk,
+        stateDisk: bs.disk, incoming: bs.memory, accelOverride: bs.accel }));
+      log(`guest resumed from saved booted state ${bs.key} in ${Date.now() - t0} ms (${bs.accel})`);
+      return vm;
+    } catch (e) {
+      await vm?.kill();
+      const exit = (e as AltplatError).details?.exit as { signal?: string | null } | undefined;
+      if (exit?.signal) throw new VmDied(`QEMU killed (${exit.signal}) while resuming the saved booted state`);
+      log(`resuming saved booted state ${bs.key} failed (${(e as AltplatError).code ?? 'ERROR'}: ${(e as Error).message}); discarding it, booting cold`);
+      this.state = this.freshState(bs.accel, 'disk');
+      await writeState(this.slot, this.state);
+      await discardBootState(dataDir, bs).catch(() => undefined);
+      return undefined;
+    }
+  }
+
+  /** The system disk's layer below the task overlay, for a restore of a task started from a saved state. */
+  private async stateDiskOf(saved: ManagerState): Promise<string | undefined | null> {
+    if (!saved.bootState) return undefined;
+    const dataDir = dataDirOf(this.slot, this.o.workingDir);
+    const disk = dataDir ? path.join(dataDir, BOOT_STATE_DIR, saved.bootState, 'disk.qcow2') : undefined;
+    return disk && await fsp.access(disk).then(() => true, () => false) ? disk : null;
   }
 
   private attach(vm: QemuVm): void {
@@ -219,8 +324,9 @@ export class Manager {
     const pid = this.state.guestPid;
     if (pid === undefined) throw new AltplatError('MANAGER_NO_PROGRAM', 'no guest program to supervise');
     const estimate = this.job.flops > 0 && this.job.rscFpopsEst > 0 ? this.job.rscFpopsEst / this.job.flops : 0;
-    let lastPoll = 0;
+    let lastProgress = 0;
     let lastTick = Date.now();
+    let delay = EXIT_POLL_MIN_MS;
     for (;;) {
       const vm = this.vm!;
       await this.checkInterrupts();
@@ -228,7 +334,6 @@ export class Manager {
       const now = Date.now();
       if (!this.paused) this.runSecs += (now - lastTick) / 1000;
       lastTick = now;
-      this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
 
       if (app.suspended && !this.paused) {
         await this.guard(vm.pause());
@@ -237,13 +342,14 @@ export class Manager {
       } else if (!app.suspended && this.paused) {
         await this.guard(vm.resume());
         this.paused = false;
+        delay = EXIT_POLL_MIN_MS;
         log('resumed: VM running');
       }
 
-      if (!this.paused && now - lastPoll >= GUEST_POLL_MS) {
-        lastPoll = now;
+      if (!this.paused) {
         const st = await this.guard(vm.qga.execStatus(pid));
         if (st.exited) {
+          this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
           if (st.exitCode !== undefined || st.signal === undefined) return st.exitCode ?? 128;
           // Killed by a signal in the guest: said plainly, and reported as 128 + the signal number,
           // the status a shell gives such a program (the result then carries that exit status).
@@ -251,13 +357,20 @@ export class Manager {
           log(`program killed by signal ${st.signal} (${name}) in the guest; exit status ${128 + st.signal}`);
           return 128 + st.signal;
         }
+      }
+      if (!this.paused && now - lastProgress >= PROGRESS_POLL_MS) {
+        lastProgress = now;
+        this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
         const own = await this.guard(readGuestFraction(vm.qga, this.config.guestDir));
         const elapsed = this.state.elapsedAtCheckpoint + this.runSecs;
         app.fractionDone(own ?? (estimate > 0 ? Math.min(0.99, elapsed / estimate) : 0));
         const period = checkpointPeriodSec(app);
         if (period > 0 && now - this.lastCheckpointAt >= period * 1000) await this.checkpoint();
+      } else if (this.paused) {
+        this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
       }
-      await this.sleep(TICK_MS);
+      await this.sleep(this.paused ? PROGRESS_POLL_MS : delay);
+      delay = Math.min(EXIT_POLL_MAX_MS, delay * 2);
     }
   }
 
@@ -286,11 +399,26 @@ export class Manager {
   /** The program ended: collect its outputs, power off, and finish with its exit code. */
   private async complete(exitCode: number): Promise<never> {
     const vm = this.vm!;
-    const report = await this.guard(copyOut(vm.qga, this.slot, this.job, this.config.guestDir));
-    this.o.log(`program ended with exit status ${exitCode}; outputs copied: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}${report.tooBig.length ? `; over max_nbytes, not copied: ${report.tooBig.join(', ')}` : ''}`);
+    this.mark('program exit seen');
+    const t0 = Date.now();
+    const { qga } = vm;
+    const gd = this.config.guestDir;
+    const viaAgent = (name: string, r: Parameters<typeof copyOutputViaAgent>[5]) => copyOutputViaAgent(qga, this.slot, this.job, gd, name, r);
+    const onDisk = this.tools && vm.opts.jobDisk
+      ? await this.guard(copyOutDisk(this.tools, qga, this.slot, this.job, gd, viaAgent, this.o.log))
+      : undefined;
+    const report = onDisk ?? await this.guard(copyOut(qga, this.slot, this.job, gd));
+    this.o.log(`program ended with exit status ${exitCode}; outputs copied${onDisk ? ' from the job disk' : ''} in ${Date.now() - t0} ms: ${report.copied.join(', ') || 'none'}${report.missing.length ? `; missing: ${report.missing.join(', ')}` : ''}${report.tooBig.length ? `; over max_nbytes, not copied: ${report.tooBig.join(', ')}` : ''}`);
+    this.mark('outputs copied');
     this.cpuLive = await vm.cpuSeconds() || this.cpuLive;
-    await vm.powerOff();
+    // With the job disk read, nothing in the guest is needed any more: QEMU is quit from the host
+    // (no guest shutdown to wait for). Through the agent, the guest powers off cleanly as before.
+    if (onDisk) await vm.quit();
+    else await vm.powerOff();
     this.vm = undefined;
+    this.mark('VM ended');
+    const parts = this.marks.map(([step, t], i) => `${step} +${Math.round(t - (i ? this.marks[i - 1]![1] : 0))}`);
+    this.o.log(`time breakdown (ms): ${parts.join(', ')}; total ${Math.round(performance.now())}`);
     return this.o.app.finish(exitCode);
   }
 

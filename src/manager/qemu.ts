@@ -124,6 +124,12 @@ export interface StartOptions {
   accel: 'kvm' | 'tcg';
   /** Restore this internal snapshot at start (`-loadvm`). */
   loadvm?: string;
+  /** The task's job disk (job-disk.ts), a qcow2 attached as the second virtio-blk disk (/dev/vdb). */
+  jobDisk?: string;
+  /** A saved booted state's disk (boot-state.ts), read-only, between the base and the task overlay. */
+  stateDisk?: string;
+  /** Resume the saved booted state whose memory image is this file (`-incoming`). */
+  incoming?: string;
   /** Add a user-mode NIC; off unless the job asks for network. */
   network?: boolean;
   /** nice value for QEMU; BOINC runs science at the lowest priority. */
@@ -166,13 +172,27 @@ export function qemuArgs(o: StartOptions, socketDir: string): string[] {
     args.push('-blockdev', `driver=file,filename=${blockPath(c.appOverlay)},node-name=app-file,read-only=on`,
       '-blockdev', 'driver=qcow2,file=app-file,node-name=app,backing=base,read-only=on');
   }
+  let below = c.appOverlay ? 'app' : 'base';
+  if (o.stateDisk) {
+    args.push('-blockdev', `driver=file,filename=${blockPath(o.stateDisk)},node-name=state-file,read-only=on`,
+      '-blockdev', `driver=qcow2,file=state-file,node-name=state,backing=${below},read-only=on`);
+    below = 'state';
+  }
   args.push(
     '-blockdev', `driver=file,filename=${blockPath(o.overlay)},node-name=file0,discard=unmap`,
-    '-blockdev', `driver=qcow2,file=file0,node-name=disk0,backing=${c.appOverlay ? 'app' : 'base'}`,
+    '-blockdev', `driver=qcow2,file=file0,node-name=disk0,backing=${below}`,
     '-device', 'virtio-blk-pci,drive=disk0,id=vblk0',
   );
+  if (o.jobDisk) {
+    // backing: the job disk's own raw image, named in the overlay (it sits next to it in the slot).
+    args.push('-blockdev', `driver=file,filename=${blockPath(o.jobDisk)},node-name=jobfile0,discard=unmap`,
+      '-blockdev', 'driver=qcow2,file=jobfile0,node-name=job0',
+      '-device', 'virtio-blk-pci,drive=job0,id=vblk1');
+  }
   if (o.network) args.push('-nic', 'user,model=virtio-net-pci');
   if (o.loadvm) args.push('-loadvm', o.loadvm);
+  // exec: runs under /bin/sh; the path is single-quoted for it.
+  if (o.incoming) args.push('-incoming', `exec:cat '${path.resolve(o.incoming).replace(/'/g, `'\\''`)}'`);
   return args;
 }
 
@@ -194,10 +214,19 @@ export class QemuVm {
     this.qga = qga;
     this.pid = child.pid!;
     this.exited = exited;
-    void exited.then((e) => { this.exitInfo = e; });
+    void exited.then((e) => { this.exitInfo = e; QemuVm.live.delete(this); });
+    QemuVm.live.add(this);
   }
 
   get hasExited(): boolean { return this.exitInfo !== undefined; }
+
+  /** Every VM this process started that has not ended (a builder's, a resuming one, the task's). */
+  private static readonly live = new Set<QemuVm>();
+
+  /** SIGKILLs every VM of this process: for an exit hook, whatever step the process was at. */
+  static killAllNow(): void {
+    for (const vm of QemuVm.live) if (!vm.hasExited) try { process.kill(vm.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
 
   static async start(o: StartOptions): Promise<QemuVm> {
     const socketDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'altplat-vm-'));
@@ -271,11 +300,14 @@ export class QemuVm {
     })();
     panicWatch.catch(() => undefined);
     const ready = (async () => {
-      // After -loadvm the port is already open in the restored guest: no event comes, so sync directly.
-      if (!this.opts.loadvm) {
+      // A saved state keeps the runstate it was saved in (stopped): run it once the stream is loaded.
+      if (this.opts.incoming) await this.finishIncoming(deadline);
+      // After -loadvm or -incoming the port is already open in the restored guest: no event comes, so sync directly.
+      if (!this.opts.loadvm && !this.opts.incoming) {
         await this.qmp.waitEvent('VSERPORT_CHANGE', (d) => d.id === 'qgaport' && d.open === true, timeoutMs);
       }
-      await this.qga.sync(Math.max(1000, deadline - Date.now()));
+      // A resumed guest answers within milliseconds: retry the handshake often rather than once a second.
+      await this.qga.sync(Math.max(1000, deadline - Date.now()), this.opts.incoming ? 100 : 1000);
     })();
     try {
       await Promise.race([ready, failed, panicWatch.then(() => new Promise(() => {}))]);
@@ -295,6 +327,21 @@ export class QemuVm {
     return Date.now() - t0;
   }
 
+  private async finishIncoming(deadline: number): Promise<void> {
+    let delay = 2;
+    for (;;) {
+      const r = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (r.status === 'completed') break;
+      if (r.status === 'failed' || r.status === 'cancelled') {
+        throw new AltplatError('VM_INCOMING_FAILED', `loading the saved state failed: ${r['error-desc'] ?? r.status}`, { status: r.status });
+      }
+      if (Date.now() > deadline) throw new AltplatError('QMP_TIMEOUT', 'loading the saved state did not complete in time');
+      await new Promise((res) => setTimeout(res, delay));
+      delay = Math.min(20, delay * 2);
+    }
+    if ((await this.qmp.queryStatus()) !== 'running') await this.qmp.execute('cont');
+  }
+
   async pause(): Promise<void> {
     await this.qmp.execute('stop');
   }
@@ -309,13 +356,18 @@ export class QemuVm {
 
   /** Internal snapshot of RAM + disk as a QMP job (snapshot-save), stored in the task overlay. */
   async saveSnapshot(tag: string): Promise<void> {
-    await this.qmp.runJob('snapshot-save', { 'job-id': `save-${tag}`, tag, vmstate: 'disk0', devices: ['disk0'] });
+    await this.qmp.runJob('snapshot-save', { 'job-id': `save-${tag}`, tag, vmstate: 'disk0', devices: this.snapshotDevices });
+  }
+
+  /** Every writable disk: a checkpoint holds the system disk and the job disk together. */
+  get snapshotDevices(): string[] {
+    return this.opts.jobDisk ? ['disk0', 'job0'] : ['disk0'];
   }
 
   async loadSnapshot(tag: string): Promise<void> {
     const wasRunning = (await this.qmp.queryStatus()) === 'running';
     try {
-      await this.qmp.runJob('snapshot-load', { 'job-id': `load-${tag}`, tag, vmstate: 'disk0', devices: ['disk0'] });
+      await this.qmp.runJob('snapshot-load', { 'job-id': `load-${tag}`, tag, vmstate: 'disk0', devices: this.snapshotDevices });
     } finally {
       // QEMU stops the VM for the load and only restarts it on success; a failed load must not
       // leave a running task frozen.
@@ -324,8 +376,31 @@ export class QemuVm {
     }
   }
 
+  /**
+   * Saves RAM and device state to `file` (a migration to `exec:cat`), the VM stopped first so the
+   * stream is one pass; QEMU flushes the disks as the migration completes. The VM stays stopped.
+   */
+  async saveMemory(file: string, timeoutMs = 120_000): Promise<void> {
+    await this.qmp.execute('stop');
+    await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
+    const uri = `exec:cat > '${path.resolve(file).replace(/'/g, `'\\''`)}'`;
+    await this.qmp.execute('migrate', { uri });
+    const deadline = Date.now() + timeoutMs;
+    let delay = 5;
+    for (;;) {
+      const r = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (r.status === 'completed') return;
+      if (r.status === 'failed' || r.status === 'cancelled') {
+        throw new AltplatError('VM_SAVE_FAILED', `saving the VM's memory failed: ${r['error-desc'] ?? r.status}`, { status: r.status });
+      }
+      if (Date.now() > deadline) throw new AltplatError('VM_SAVE_FAILED', `saving the VM's memory took over ${timeoutMs} ms`);
+      await new Promise((res) => setTimeout(res, delay));
+      delay = Math.min(50, delay * 2);
+    }
+  }
+
   async deleteSnapshot(tag: string): Promise<void> {
-    await this.qmp.runJob('snapshot-delete', { 'job-id': `delete-${tag}`, tag, devices: ['disk0'] });
+    await this.qmp.runJob('snapshot-delete', { 'job-id': `delete-${tag}`, tag, devices: this.snapshotDevices });
   }
 
   /** CPU seconds (user + system) QEMU has used so far; 0 once it has exited. */

@@ -247,10 +247,10 @@ export class QgaClient {
     };
   }
 
-  /** Polls guest-exec-status until the program exits (20 ms at first, backing off to `maxPollMs`). */
-  async waitExec(pid: number, timeoutMs = 60_000, maxPollMs = 250): Promise<GuestExecStatus> {
+  /** Polls guest-exec-status until the program exits (5 ms at first, backing off to `maxPollMs`). */
+  async waitExec(pid: number, timeoutMs = 60_000, maxPollMs = 50): Promise<GuestExecStatus> {
     const deadline = Date.now() + timeoutMs;
-    let delay = 20;
+    let delay = 5;
     for (;;) {
       const st = await this.execStatus(pid);
       if (st.exited) return st;

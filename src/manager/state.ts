@@ -21,6 +21,10 @@ export interface ManagerState {
   checkpoint?: string;
   /** Seconds the program had run (not suspended) when the checkpoint was taken. */
   elapsedAtCheckpoint: number;
+  /** How the job's files travel: the job disk (job-disk.ts) or the guest agent. A restore uses the same. */
+  dataPath?: 'disk' | 'agent';
+  /** Key of the saved booted state the task overlay is layered on (boot-state.ts); absent = cold boot. */
+  bootState?: string;
 }
 
 export async function readState(slotDir: string, task: string): Promise<ManagerState | undefined> {

@@ -51,6 +51,16 @@ export interface DiskUsageInput {
  *   or a reflink clone (its blocks are the original's until written; it cannot be told apart cheaply).
  *   A shared file the manager replaced by a file of its own (write + rename) is a new inode and counts.
  */
+/**
+ * (i10) Bytes a file counts for: st_size, except that a sparse file (fewer blocks allocated than its
+ * size, e.g. the QEMU manager's job disk image, 16 GiB of which only what the job wrote is allocated)
+ * counts its allocated blocks; otherwise a sparse image would trip the 196 limit at once.
+ */
+export function countedBytes(st: Stats): number {
+  const allocated = st.blocks * 512;
+  return st.blocks >= 0 && allocated < st.size ? allocated : st.size;
+}
+
 export async function taskDiskUsage(inp: DiskUsageInput): Promise<number> {
   const seen = new Set<string>();
   const key = (st: Stats) => `${st.dev}:${st.ino}`;
@@ -58,7 +68,7 @@ export async function taskDiskUsage(inp: DiskUsageInput): Promise<number> {
   const add = (st: Stats | undefined) => {
     if (!st || !st.isFile() || seen.has(key(st))) return;
     seen.add(key(st));
-    total += st.size;
+    total += countedBytes(st);
   };
   const skip = new Set<string>();
   if (inp.workingCopy) {
