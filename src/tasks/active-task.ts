@@ -212,7 +212,9 @@ export class AltTask {
     const p = this.proc;
     const leave = opts.leaveInMemory ?? this.ctx.prefs().leaveAppsInMemory;
     const live = p && (p.control.state === ProcessState.EXECUTING || p.control.state === ProcessState.SUSPENDED) && !this.intent;
-    const remove = live && !leave && (this.record.checkpointElapsed ?? 0) > 0;
+    // Checkpointed: journaled, or just reported in a status message the poll has not journaled yet.
+    const checkpointed = (this.record.checkpointElapsed ?? 0) > 0 || (p?.control.status.checkpointCpuTime ?? 0) > 0;
+    const remove = live && !leave && checkpointed;
     if (remove) {
       this.intent = { kind: 'remove' };
       p!.control.quit();
