@@ -10,7 +10,8 @@ import { projectRoots, verifyProjectFile } from './files.js';
 /** Slot file names, as lib/filesys.h / lib/app_ipc.h spell them. */
 import { FINISH_FILE, INIT_DATA_FILE, MMAP_FILE_NAME, SETUP_COMPLETE_FILE, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../boinc.js';
 
-// BOINC's slot file names are defined once, in src/boinc.ts.
+// BOINC's slot file names are defined once, in src/boinc.ts. (SETUP_COMPLETE_FILE: not written by 7.20.5;
+// BOINC 8.x's client/app_start.cpp setup_slot_dir writes it once the slot is filled, for async copies.)
 export { FINISH_FILE, INIT_DATA_FILE, SETUP_COMPLETE_FILE, STDERR_FILE, TEMPORARY_EXIT_FILE };
 export const MMAP_FILE = MMAP_FILE_NAME;
 

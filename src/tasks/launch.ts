@@ -7,7 +7,7 @@ import type { AltplatSystem, ProcessInfo } from './system.js';
 export type { Spawner } from './system.js';
 
 export interface LaunchSpec {
-  /** Absolute path of the program to exec. */
+  /** Path of the program to exec: absolute, or relative to `cwd` (BOINC's `../../projects/X/app`). */
   exe: string;
   args: string[];
   cwd: string;
@@ -35,7 +35,7 @@ export interface Launched {
  */
 export async function launch(spec: LaunchSpec, sys: AltplatSystem): Promise<Launched> {
   try {
-    await fsp.access(spec.exe, fsc.X_OK);
+    await fsp.access(path.resolve(spec.cwd, spec.exe), fsc.X_OK);
   } catch (e) {
     throw new AltplatError('TASK_COULDNT_START', `cannot start ${spec.exe}: ${errnoCode(e) ?? (e as Error).message}`, { exe: spec.exe });
   }

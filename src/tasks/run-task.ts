@@ -5,6 +5,7 @@ import { AltplatError } from '../errors.js';
 import { ERR_RESULT_DOWNLOAD, ERR_RESULT_START, EXIT_ABORTED_BY_PROJECT, FINISH_FILE, MMAP_FILE_NAME, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../boinc.js';
 import { ProcessState, type ClientControl } from '../ipc/contract.js';
 import { writeInitData } from '../ipc/init-data.js';
+import { clientInitData } from '../prefs/index.js';
 import { createMmapFile } from '../ipc/mmap.js';
 import { writeJobFile } from '../job/jobfile.js';
 import { dropPlantedEntries, isRealDirOrMissing } from '../slots/clean.js';
@@ -140,7 +141,10 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     await fsp.rm(path.join(slotDir, FINISH_FILE), { force: true });
     await dropPlantedEntries(slotDir, [MMAP_FILE_NAME, STDERR_FILE]);
     await createMmapFile(slotDir);
-    await writeInitData(slotDir, { ...initDataFor(t.rec, ctx.paths.root, projectDir), checkpointPeriod: ctx.prefs().diskInterval });
+    // Preferences, proxy, authenticator and host figures as the BOINC client has them (src/prefs, issue 9
+    // item 6); the checkpoint period is the client's own preference (AltplatClient.open's prefs).
+    const boincSide = await clientInitData(ctx.paths.root, t.rec.masterUrl, a.result.reportDeadline);
+    await writeInitData(slotDir, { ...initDataFor(t.rec, ctx.paths.root, projectDir), ...boincSide, checkpointPeriod: ctx.prefs().diskInterval });
     const spec = a.kind === 'alt' ? await managerSpec(ctx, t, slotDir) : nativeLaunchSpec(a, slotDir, projectDir, ctx.paths.root, ctx.system.env.LD_LIBRARY_PATH);
     if (!spec) return finished(couldntStart(`alternate platform ${a.platform} is no longer available`), 'PLATFORM_UNAVAILABLE');
     // The shared memory is opened before the process starts, as BOINC maps it before fork
