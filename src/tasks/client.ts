@@ -192,7 +192,9 @@ export class AltplatClient extends TypedEmitter<AltplatEvents> {
       const slotDir = rec.slot !== undefined ? this.paths.slotDir(rec.slot) : undefined;
       const dirs = [slotDir, rec.workingCopy?.dir].filter((d): d is string => !!d);
       if (dirs.length > 0) await killOrphans(this.system, dirs, rec.pgid);
-      if (slotDir && rec.managerCleanupCmdline && atLeast(rec.step, 'launched')) await runManagerCleanup(this.system, rec, slotDir);
+      // Only a manager that was running when the client died (step 'launched') may have left something
+      // behind; one that exited after a quit ('exited') left what the next start resumes.
+      if (slotDir && rec.managerCleanupCmdline && rec.step === 'launched') await runManagerCleanup(this.system, rec, slotDir);
     }
     let names: string[] = [];
     if (!(await isRealDirInside(this.paths.root, this.paths.altPlatformsWorking))) return; // i9a: a planted link is not swept through

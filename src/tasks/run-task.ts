@@ -177,7 +177,11 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     // The listing before the kill is reused: a member of the group still working in the slot (a VM)
     // makes killOrphans wait until the group is gone, so nothing of this run outlives it.
     const orphans = await killOrphans(ctx.system, [slotDir, ...(t.rec.workingCopy ? [t.rec.workingCopy.dir] : [])], launched.pgid, listed);
-    if (sup.killed || leftovers || orphans.some((g) => g !== launched.pgid)) await runManagerCleanup(ctx.system, t.rec, slotDir);
+    // A manager that ended by itself after a quit has left what it means to resume (a paused container,
+    // docs/MANAGER_CONTRACT.md): its cleanup runs only when altplat had to kill it, or when something of
+    // a task that will not be resumed was left behind.
+    const quitCleanly = !sup.killed && (t.intent?.kind === 'quit' || t.intent?.kind === 'remove');
+    if (sup.killed || (!quitCleanly && (leftovers || orphans.some((g) => g !== launched.pgid)))) await runManagerCleanup(ctx.system, t.rec, slotDir);
     // handle_exited_app (client/app_control.cpp) reads the last status and trickle-up messages first: a
     // trickle announced between the last poll and the exit is still moved to the project dir.
     const last = await control.poll(ctx.system.clock(), { wss: 0, maxWss: os.totalmem() }).catch(() => []);
