@@ -40,9 +40,11 @@ describe('injected effects', () => {
     const r = await t!.result;
     expect(r.outcome).toBe('success');
     expect(r.stderr).toContain('GIVEN_BY_EMBEDDER=yes\n');
-    expect(r.stderr).toMatch(new RegExp(`^LD_LIBRARY_PATH=${proj}:\\.:${dataDir}\n`, 'm')); // client/app_start.cpp
+    // client/app_start.cpp: the project dir, the slot and the data dir, relative to the slot.
+    expect(r.stderr).toMatch(new RegExp(`^LD_LIBRARY_PATH=\\.\\./\\.\\./projects/${PROJECT}:\\.:\\.\\./\\.\\.\n`, 'm'));
     expect(r.stderr).not.toContain('SECRET_TOKEN_OF_THE_EMBEDDER');
-    expect(spawned).toEqual([`${path.join(proj, 'lc_app_100')} --rounds 3`]); // through the injected spawner, without nice/chrt
+    // Through the injected spawner, without nice/chrt; argv[0] relative to the slot, as BOINC's.
+    expect(spawned).toEqual([`../../projects/${PROJECT}/lc_app_100 --rounds 3`]);
     await client.close();
   });
 });
