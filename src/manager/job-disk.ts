@@ -87,8 +87,10 @@ export async function buildJobDisk(tools: DiskTools, slotDir: string, job: JobDe
       const real = await fsp.realpath(f.host);
       const dest = path.join(stage, f.openName);
       await fsp.mkdir(path.dirname(dest), { recursive: true });
-      // A hard link costs nothing; mke2fs copies the bytes into the image. A copy where links cannot be made.
-      await fsp.link(real, dest).catch(() => fsp.copyFile(real, dest, fsConstants.COPYFILE_FICLONE));
+      // A reflink where the file system has them, else a copy — never a hard link: a second name on a
+      // project file makes other tasks refuse it as an input (INPUT_HARD_LINKED, src/slots/files.ts)
+      // for as long as this stage folder lives, a killed manager's included.
+      await fsp.copyFile(real, dest, fsConstants.COPYFILE_FICLONE);
       bytes += (await fsp.stat(dest)).size;
     }
     // The file system is sized for the inputs plus room for the outputs (their max_nbytes, at least
