@@ -2,13 +2,15 @@
 # Idempotent set-up of everything altplat needs on a fresh Debian 12 machine: the Debian packages
 # (QEMU and qemu-img; cpio, e2fsprogs and binutils for the image builder, which downloads the guest's
 # own packages — kernel, busybox, qemu-guest-agent — without installing them; libboinc-app-dev for the
-# BOINC API interop tests; gcc-multilib for the paper's 32-bit program), the npm packages, the compiled
-# CLI and the reference guest image. Quick when everything is already there.
+# BOINC API interop tests; boinc-client, the real BOINC client the oracle tests compare altplat with, run
+# as a plain process in a temp dir — never as the system service its package would start; gcc-multilib for
+# the paper's 32-bit program), the npm packages, the compiled CLI and the reference guest image. Quick when
+# everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(qemu-system-x86 qemu-utils cpio e2fsprogs binutils
-              libboinc-app-dev gcc g++ gcc-multilib make)
+              libboinc-app-dev boinc-client gcc g++ gcc-multilib make)
 
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 
@@ -19,7 +21,20 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # boinc-client's postinst starts the system service: a temporary policy-rc.d (exit 101 = "not allowed",
+  # honoured by invoke-rc.d and deb-systemd-invoke) keeps it from starting; an existing one is left alone.
+  policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    policy=/usr/sbin/policy-rc.d
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" || { [ -z "$policy" ] || $SUDO rm -f "$policy"; exit 1; }
+  [ -z "$policy" ] || $SUDO rm -f "$policy"
+fi
+# The tests run their own client; a boinc-client service (started before this script, or at boot) is not wanted.
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files boinc-client.service >/dev/null 2>&1; then
+  $SUDO systemctl disable --now boinc-client.service >/dev/null 2>&1 || true
 fi
 
 # The image builder resolves the guest's packages from apt's lists: fetch them if this machine has none.

@@ -114,7 +114,7 @@ describe('host probes', () => {
     for (const h of host.hypervisors) if (h.path === null) expect(h.version).toBeNull();
   });
 
-  it('on Linux, hardware virtualization means /dev/kvm opens read-write', async () => {
+  it('on Linux, hardware virtualization means /dev/kvm opens read-write and the CPU advertises vmx/svm (the manager\'s pre-check)', async () => {
     if (process.platform !== 'linux') return;
     const host = await probeHost({ hypervisors: [] });
     let opens = false;
@@ -122,7 +122,8 @@ describe('host probes', () => {
       fs.closeSync(fs.openSync('/dev/kvm', 'r+'));
       opens = true;
     } catch { /* not usable */ }
-    expect(host.hwAccel.usable).toBe(opens);
+    const vmx = /\b(vmx|svm)\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    expect(host.hwAccel.usable).toBe(opens && vmx && process.arch === 'x64');
   });
 
   function fakeTool(dir: string, name: string, script: string): void {

@@ -232,7 +232,7 @@ describe('init_data.xml', () => {
       'user_expavg_credit', 'host_total_credit', 'host_expavg_credit', 'resource_share_fraction', 'checkpoint_period',
       'fraction_done_start', 'fraction_done_end', 'gpu_type', 'gpu_device_num', 'gpu_opencl_dev_index', 'gpu_usage',
       'ncpus', 'rsc_fpops_est', 'rsc_fpops_bound', 'rsc_memory_bound', 'rsc_disk_bound', 'computation_deadline',
-      'vbox_window', 'no_priority_change', 'process_priority', 'process_priority_special', 'host_info', 'global_preferences'];
+      'vbox_window', 'no_priority_change', 'process_priority', 'process_priority_special', 'host_info', 'proxy_info', 'global_preferences'];
     expect(order).toEqual(expected);
     expect(() => parseInitData('<app_init_data><slot>1</app_init_data>')).toThrow(expect.objectContaining({ code: 'INIT_DATA_NOT_WELL_FORMED' }));
     expect(() => parseInitData('<!DOCTYPE x [<!ENTITY a "b">]><app_init_data/>')).toThrow(expect.objectContaining({ code: 'INIT_DATA_DOCTYPE' }));

@@ -25,11 +25,11 @@ describe('checkpoint period from the volunteer preferences (disk_interval)', () 
     expect(await readCheckpointPeriod(dir)).toBe(30);
   });
 
-  it('ignores a broken or nonsensical override and falls back to the next source', async () => {
+  it('takes from a broken override what BOINC takes, and clamps a negative interval to 0 as parse_override does', async () => {
     await fsp.writeFile(path.join(dir, 'global_prefs.xml'), prefs('90'));
     await fsp.writeFile(path.join(dir, 'global_prefs_override.xml'), '<global_preferences><disk_interval>');
     expect(await readCheckpointPeriod(dir)).toBe(90);
     await fsp.writeFile(path.join(dir, 'global_prefs_override.xml'), prefs('-5'));
-    expect(await readCheckpointPeriod(dir)).toBe(90);
+    expect(await readCheckpointPeriod(dir)).toBe(0);
   });
 });

@@ -63,8 +63,10 @@ describe('a reply as a BOINC server writes it, run natively', () => {
     // What the real API read from init_data.xml: the reply's account, host and project preferences too.
     expect(mt.stderr).toContain('aid app_name=uc app_version=710 wu_name=uc_wu_0001 result_name=uc_wu_0001_0 slot=0\n');
     expect(mt.stderr).toContain('aid userid=5 hostid=99 user_name=bob <b> team_name=\n');
-    expect(mt.stderr).toMatch(/aid project_preferences=<project_preferences>\s*<project_specific><color>red<\/color><\/project_specific>\s*<\/project_preferences>\n/);
-    expect(mt.stderr).toContain('aid rsc_fpops_est=1000000000 computation_deadline=1900000000 checkpoint_period=60 fraction_done_end=1.0\n');
+    // Only the inside of <project_specific>, as the client passes project_specific_prefs (client/cs_account.cpp).
+    expect(mt.stderr).toMatch(/aid project_preferences=<project_preferences>\s*<color>red<\/color><\/project_preferences>\n/);
+    // computation_deadline = report_deadline 1900000000 less work_buf_min_days (0.1 d by default), client/result.cpp.
+    expect(mt.stderr).toContain('aid rsc_fpops_est=1000000000 computation_deadline=1899991360 checkpoint_period=60 fraction_done_end=1.0\n');
     expect(mt.stderr).toContain(`aid project_dir=${path.join(dataDir, 'projects', UC_PROJECT)}\n`);
     const proj = path.join(dataDir, 'projects', UC_PROJECT);
     const upper = Buffer.from('HELLO BOINC WORLD\nsecond part\n');

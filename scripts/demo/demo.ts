@@ -8,10 +8,11 @@
  * glibc held to the platform's CPU baseline, and through the platform's fixed virtual CPU.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { makeCodeSignKey } from './boinc-sign.js';
 import { DEFAULT_CPU_MODEL, GLIBC_BASELINE_TUNABLES } from '../../src/definition/cpu-baseline.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -42,7 +43,6 @@ const withoutTunables = () => {
 /** The libm program's final line, "all    <hash>": the hash of every result's bits. */
 const hashOf = (out: string) => /^all +([0-9a-f]{16})$/m.exec(out)?.[1];
 
-const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const lastLine = (s: string) => s.trimEnd().split('\n').at(-1) ?? '';
 /** "999: diff: 0.000999793463823, est pi: 3.140592860125971" → [pi, diff] with 9 decimals, as in Table 1. */
 function piOf(line: string): { pi: string; diff: string } | undefined {
@@ -50,20 +50,39 @@ function piOf(line: string): { pi: string; diff: string } | undefined {
   return m ? { pi: Number(m[2]).toFixed(9), diff: Number(m[1]).toFixed(9) } : undefined;
 }
 
+/** The project's global preferences, as a real server sends a user's web preferences in every reply. */
+const PROJECT_PREFS = `<global_preferences>
+<source_project>${MASTER_URL}</source_project>
+<mod_time>1230764400</mod_time>
+<run_if_user_active>1</run_if_user_active>
+<work_buf_min_days>0.1</work_buf_min_days>
+<disk_interval>60</disk_interval>
+<disk_max_used_gb>100</disk_max_used_gb>
+<disk_max_used_pct>50</disk_max_used_pct>
+<disk_min_free_gb>1</disk_min_free_gb>
+<ram_max_used_busy_pct>50</ram_max_used_busy_pct>
+<ram_max_used_idle_pct>90</ram_max_used_idle_pct>
+<max_ncpus_pct>100</max_ncpus_pct>
+</global_preferences>`;
+
+/**
+ * The reply, in the order and shape BOINC's scheduler writes one (sched/sched_types.cpp
+ * SCHEDULER_REPLY::write): request_delay, messages, project name, user and host figures, the user's
+ * global and project preferences, apps, each app version after its file_info (signed executables carry
+ * <file_signature> and no <md5_cksum>, with a <gzipped_url>), each workunit after its inputs, each
+ * result after its outputs, and the code-signing key.
+ */
 function prepare(data: string): void {
   const bin = path.join(data, 'build');
   const files = path.join(data, 'files');
   mkdirSync(bin, { recursive: true });
   mkdirSync(files, { recursive: true });
   const native: Record<string, string> = {};
-  const parts = [`<scheduler_reply>
-<scheduler_version>720</scheduler_version>
-<master_url>${MASTER_URL}</master_url>
-<project_name>Pi (Reed 2009, Table 1)</project_name>
-<app>
-    <name>pi</name>
-    <user_friendly_name>Leibniz pi, Appendix A</user_friendly_name>
-</app>`];
+  const key = makeCodeSignKey();
+  const deadline = 1900000000;
+  const apps: string[] = [];
+  const works: string[] = [];
+  const results: string[] = [];
   let version = 100;
   for (const b of [...BUILDS, ...LIBM_BUILDS]) {
     version++;
@@ -75,53 +94,93 @@ function prepare(data: string): void {
     const fname = `${stem(b)}_${version}`;
     const bytes = readFileSync(exe);
     writeFileSync(path.join(files, fname), bytes, { mode: 0o755 });
+    const gz = gzipSync(bytes);
+    const plan = b.id.replace(/_/g, '');
     const out = `${stem(b)}_0_out`;
-    parts.push(`<file_info>
+    apps.push(`<file_info>
     <name>${fname}</name>
     <url>${MASTER_URL}download/${fname}</url>
+    <gzipped_url>${MASTER_URL}download_gz/${fname}.gz</gzipped_url>
     <executable/>
-    <md5_cksum>${md5(bytes)}</md5_cksum>
+    <file_signature>
+${key.sign(bytes)}</file_signature>
     <nbytes>${bytes.length}</nbytes>
+    <gzipped_nbytes>${gz.length}</gzipped_nbytes>
 </file_info>
 <app_version>
     <app_name>pi</app_name>
     <version_num>${version}</version_num>
+    <api_version>7.20.5</api_version>
     <file_ref>
         <file_name>${fname}</file_name>
         <main_program/>
     </file_ref>
     <platform>${b.platform}</platform>
-    <plan_class>${b.id.replace(/_/g, '')}</plan_class>
+    <plan_class>${plan}</plan_class>
     <avg_ncpus>1.000000</avg_ncpus>
-    <flops>1000000000.000000</flops>
-</app_version>
-<workunit>
+    <flops>2912571428.571429</flops>
+</app_version>`);
+    works.push(`<workunit>
     <rsc_fpops_est>1000000000.000000</rsc_fpops_est>
+    <rsc_fpops_bound>100000000000.000000</rsc_fpops_bound>
+    <rsc_memory_bound>100000000.000000</rsc_memory_bound>
+    <rsc_disk_bound>100000000.000000</rsc_disk_bound>
     <name>${stem(b)}</name>
     <app_name>pi</app_name>
-</workunit>
-<file_info>
+</workunit>`);
+    results.push(`<file_info>
     <name>${out}</name>
     <generated_locally/>
     <upload_when_present/>
     <max_nbytes>1000000</max_nbytes>
-    <url>${MASTER_URL}cgi/file_upload_handler</url>
+    <url>${MASTER_URL.replace(/\/$/, '_cgi/')}file_upload_handler</url>
 </file_info>
 <result>
-<report_deadline>1900000000</report_deadline>
-<wu_name>${stem(b)}</wu_name>
-<name>${stem(b)}_0</name>
+    <name>${stem(b)}_0</name>
+    <wu_name>${stem(b)}</wu_name>
+    <report_deadline>${deadline}</report_deadline>
     <file_ref>
         <file_name>${out}</file_name>
         <open_name>stdout.txt</open_name>
     </file_ref>
     <platform>${b.platform}</platform>
     <version_num>${version}</version_num>
-    <plan_class>${b.id.replace(/_/g, '')}</plan_class>
+    <plan_class>${plan}</plan_class>
 </result>`);
   }
-  parts.push('</scheduler_reply>\n');
-  writeFileSync(path.join(data, 'sched_reply_example.org_pidemo.xml'), parts.join('\n'));
+  const reply = [`<scheduler_reply>
+<scheduler_version>716</scheduler_version>
+<dont_use_dcf/>
+<master_url>${MASTER_URL}</master_url>
+<request_delay>61.000000</request_delay>
+<message priority="low">Sending Linux work to an alternate platform of your windows_x86_64 host</message>
+<project_name>Pi (Reed 2009, Table 1)</project_name>
+<next_rpc_delay>86400.000000</next_rpc_delay>
+<userid>1</userid>
+<user_name>Reed</user_name>
+<user_total_credit>0.000000</user_total_credit>
+<user_expavg_credit>0.000000</user_expavg_credit>
+<user_create_time>1230000000</user_create_time>
+${PROJECT_PREFS}
+<project_preferences>
+<project_specific>
+</project_specific>
+</project_preferences>
+<hostid>2009</hostid>
+<host_total_credit>0.000000</host_total_credit>
+<host_expavg_credit>0.000000</host_expavg_credit>
+<host_venue></host_venue>
+<host_create_time>1230000000</host_create_time>
+<team_name></team_name>
+<app>
+    <name>pi</name>
+    <user_friendly_name>Leibniz pi, Appendix A</user_friendly_name>
+    <non_cpu_intensive>0</non_cpu_intensive>
+    <fraction_done_exact>0</fraction_done_exact>
+</app>`, ...apps, ...works, ...results, `<code_sign_key>
+${key.publicText}
+</code_sign_key>`, '</scheduler_reply>\n'];
+  writeFileSync(path.join(data, 'sched_reply_example.org_pidemo.xml'), reply.join('\n'));
   writeFileSync(path.join(data, 'native.json'), JSON.stringify(native));
 }
 

@@ -8,7 +8,7 @@ import { readDefinition } from '../definition/read.js';
 import { INVALID_CODES } from '../definition/reasons.js';
 import type { PlatformDefinition, Reason } from '../definition/types.js';
 import { checkPlatformFiles, runHashJobs, type FileCheck, type HashJob, type HashProgress } from '../definition/validate.js';
-import { probeHost, type HostInfo, type HostProbes, type HypervisorInfo } from '../host/probes.js';
+import { probeHost, withManagerVerdict, type HostInfo, type HostProbes, type HypervisorInfo } from '../host/probes.js';
 import { resolveHostPlatforms, type PlatformDetectProbes } from '../host/platforms.js';
 import type { HypervisorName } from '../definition/types.js';
 import { evaluateRequirements } from './requirements.js';
@@ -138,7 +138,9 @@ export async function discoverPlatforms(opts: DiscoverOptions = {}): Promise<Dis
     scanned.push(scanFolder(altDir, altReal, folders[i], cache, opts.rehash ?? false));
   }
 
-  const host = await hostPromise;
+  // The QEMU manager's recorded timed-boot verdict overrides the probe (src/host/accel-verdict.ts);
+  // a host or hwAccel probe pinned by the caller is taken as it is.
+  const host = opts.host || opts.probes?.hwAccel ? await hostPromise : await withManagerVerdict(await hostPromise, dataDir);
   for (const s of scanned) {
     if (s.definition) s.unsupported = evaluateRequirements(s.definition.requires, host);
   }

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { HYPERVISOR_NAMES, type HypervisorName } from '../definition/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { kvmPrecheck, managerVerdictForHost } from './accel-verdict.js';
 import { normaliseArch, qemuSystemArch } from './arch.js';
 import { parseHypervisorVersion } from './version.js';
 import { ensureOwnedDir, readStateFileSync, realDataRoot } from '../util/owned-dir.js';
@@ -262,22 +263,15 @@ function run(file: string, args: string[], timeoutMs: number): Promise<RunResult
 }
 
 /**
- * Is hardware virtualization usable? Linux: /dev/kvm opens read-write (what QEMU needs). This is the
- * definition `<hw_accel/>` checks; whether KVM then really works (on nested hosts it may not) is the
- * QEMU driver's business. macOS: `sysctl kern.hv_support` is 1. Elsewhere: not checked, reported unusable.
+ * Is hardware virtualization usable? Linux: the QEMU manager's own pre-check (src/host/accel-verdict.ts
+ * kvmPrecheck: /dev/kvm opens read-write and the CPU advertises vmx/svm), so discovery never promises
+ * what the manager then refuses; discoverPlatforms also applies the manager's recorded timed-boot
+ * verdict (withManagerVerdict). macOS: `sysctl kern.hv_support` is 1. Elsewhere: not checked, reported unusable.
  */
 export async function probeHwAccel(timeoutMs = 3000, platform: NodeJS.Platform = process.platform): Promise<HwAccel> {
   if (platform === 'linux') {
-    try {
-      const fh = await fs.promises.open('/dev/kvm', fs.constants.O_RDWR);
-      await fh.close();
-      return { usable: true, detail: '/dev/kvm opens read-write' };
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { usable: false, detail: 'no /dev/kvm (KVM module not loaded, or virtualization off in the firmware)' };
-      if (code === 'EACCES' || code === 'EPERM') return { usable: false, detail: '/dev/kvm exists but this user may not open it (add the user to group kvm)' };
-      return { usable: false, detail: `/dev/kvm does not open: ${code ?? (e as Error).message}` };
-    }
+    const pre = await kvmPrecheck();
+    return { usable: pre.usable, detail: pre.reason };
   }
   if (platform === 'darwin') {
     const r = await run('/usr/sbin/sysctl', ['-n', 'kern.hv_support'], timeoutMs);
@@ -285,4 +279,15 @@ export async function probeHwAccel(timeoutMs = 3000, platform: NodeJS.Platform =
     return { usable: false, detail: r.error ? `sysctl kern.hv_support: ${r.error}` : 'kern.hv_support is not 1' };
   }
   return { usable: false, detail: `not checked on ${platform}` };
+}
+
+/**
+ * The host facts with the QEMU manager's recorded verdict for this kernel applied: a failed timed KVM
+ * boot (or a failed pre-check the manager met) makes hardware virtualization unusable for discovery too.
+ */
+export async function withManagerVerdict(host: HostInfo, dataDir: string): Promise<HostInfo> {
+  if (!host.hwAccel.usable) return host;
+  const v = await managerVerdictForHost(dataDir);
+  if (!v || v.works) return host;
+  return { ...host, hwAccel: { usable: false, detail: `the QEMU manager found KVM not usable here on ${v.at}: ${v.reason}` } };
 }

@@ -5,6 +5,7 @@ import { AltplatError, errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { childNodes, childText, parseXml, xmlEscape, type XmlNode } from '../util/xml.js';
 import { formatF } from './cformat.js';
+import { defaultProxyInfo, parseProxyInfo, proxyInfoXml, type ProxyInfo } from '../prefs/proxy.js';
 
 /**
  * `<slot>/init_data.xml`, the client's description of a job for the BOINC API (APP_INIT_DATA,
@@ -94,14 +95,20 @@ export interface FullInitData {
   processPriority: number;
   processPrioritySpecial: number;
   hostInfo: HostInfoData;
-  /** Raw XML inside <global_preferences>. */
+  /** The client's working proxy; written always (lib/app_ipc.cpp write_init_data_file), BOINC's defaults without one. */
+  proxyInfo: ProxyInfo;
+  /**
+   * Raw XML inside <global_preferences>: GLOBAL_PREFS::write's fields (src/prefs/global-prefs.ts
+   * globalPrefsInnerXml). Empty only for callers that pass none; the task lifecycle always passes them.
+   */
   globalPreferences: string;
   appFiles: string[];
 }
 
 type Essential = 'projectDir' | 'boincDir' | 'wuName' | 'resultName' | 'slot' | 'clientPid';
-export type InitData = Pick<FullInitData, Essential> & Partial<Omit<FullInitData, Essential | 'hostInfo'>> & {
+export type InitData = Pick<FullInitData, Essential> & Partial<Omit<FullInitData, Essential | 'hostInfo' | 'proxyInfo'>> & {
   hostInfo?: Partial<HostInfoData>;
+  proxyInfo?: Partial<ProxyInfo>;
 };
 
 function defaultHostInfo(): HostInfoData {
@@ -143,6 +150,7 @@ export function withDefaults(d: InitData): FullInitData {
     globalPreferences: '', appFiles: [],
     ...d,
     hostInfo: { ...defaultHostInfo(), ...d.hostInfo },
+    proxyInfo: { ...defaultProxyInfo(), ...d.proxyInfo },
   };
 }
 
@@ -150,7 +158,9 @@ const int = (n: number) => String(Math.trunc(n));
 const flag = (b: boolean) => (b ? '1' : '0');
 
 function hostInfoXml(h: HostInfoData): string {
-  // lib/hostinfo.cpp HOST_INFO::write(include_net_info = true, include_coprocs = true), no coprocs.
+  // lib/hostinfo.cpp HOST_INFO::write(include_net_info = true, include_coprocs = true): no coprocs
+  // (the client runs with no GPUs for altplat's tasks), so an empty <coprocs> element; wsl_available
+  // is written as 0 everywhere but 64-bit Windows.
   return [
     '<host_info>',
     `    <timezone>${int(h.timezone)}</timezone>`,
@@ -174,6 +184,9 @@ function hostInfoXml(h: HostInfoData): string {
     `    <os_name>${xmlEscape(h.osName)}</os_name>`,
     `    <os_version>${xmlEscape(h.osVersion)}</os_version>`,
     '    <n_usable_coprocs>0</n_usable_coprocs>',
+    '    <wsl_available>0</wsl_available>',
+    '    <coprocs>',
+    '    </coprocs>',
     '</host_info>',
   ].join('\n') + '\n';
 }
@@ -233,7 +246,8 @@ export function serializeInitData(data: InitData): string {
   line('process_priority', int(d.processPriority));
   line('process_priority_special', int(d.processPrioritySpecial));
   let text = out.join('\n') + '\n' + hostInfoXml(d.hostInfo);
-  // GLOBAL_PREFS::write; proxy_info is omitted as the current client omits it without a proxy.
+  // PROXY_INFO::write then GLOBAL_PREFS::write, both unconditional in write_init_data_file.
+  text += proxyInfoXml(d.proxyInfo);
   text += `<global_preferences>\n${d.globalPreferences}</global_preferences>\n`;
   for (const f of d.appFiles) text += `<app_file>${e(f)}</app_file>\n`;
   return `${text}</app_init_data>\n`;
@@ -347,6 +361,7 @@ export function parseInitData(text: string): FullInitData {
       osName: hs('os_name'),
       osVersion: hs('os_version'),
     },
+    proxyInfo: parseProxyInfo(rawInner(text, 'proxy_info')).info,
     globalPreferences: rawInner(text, 'global_preferences'),
     appFiles: childNodes(root, 'app_file').length > 0
       ? ([] as string[]).concat(root.app_file as string | string[]).map(String)

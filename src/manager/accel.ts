@@ -1,4 +1,5 @@
-import { constants, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { readAccelVerdict, recordAccelVerdict, verdictKeyParts } from '../host/accel-verdict.js';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -12,30 +13,7 @@ import { writeFileAtomic } from '../util/atomic.js';
  * vmx/svm, host is x86-64 like the guest), then the first boot with KVM is timed by the caller and
  * its verdict cached per kernel + QEMU binary, so later tasks do not pay for a failed probe again.
  */
-export interface KvmPrecheck {
-  usable: boolean;
-  reason: string;
-}
-
-export async function kvmPrecheck(): Promise<KvmPrecheck> {
-  if (process.arch !== 'x64') return { usable: false, reason: `host is ${process.arch}; the guest is x86-64` };
-  try {
-    await fsp.access('/dev/kvm', constants.R_OK | constants.W_OK);
-  } catch (e) {
-    return { usable: false, reason: `/dev/kvm not usable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
-  }
-  let cpuinfo = '';
-  try {
-    cpuinfo = await fsp.readFile('/proc/cpuinfo', 'utf8');
-  } catch {
-    return { usable: false, reason: 'cannot read /proc/cpuinfo' };
-  }
-  const flags = cpuinfo.split('\n').find((l) => l.startsWith('flags')) ?? '';
-  if (!/\b(vmx|svm)\b/.test(flags)) {
-    return { usable: false, reason: '/dev/kvm exists but the CPU does not expose vmx/svm (nested or emulated KVM; too slow or broken)' };
-  }
-  return { usable: true, reason: 'vmx/svm present and /dev/kvm usable' };
-}
+export { kvmPrecheck, type KvmPrecheck } from '../host/accel-verdict.js';
 
 export interface KvmVerdict {
   works: boolean;
@@ -71,4 +49,30 @@ export async function readVerdict(key: string, file = verdictCacheFile()): Promi
 
 export async function writeVerdict(v: KvmVerdict, file = verdictCacheFile()): Promise<void> {
   await writeFileAtomic(file, JSON.stringify(v) + '\n');
+}
+
+/**
+ * Where this manager keeps its verdict: with a data dir, `<data>/altplat/hw_accel.json`, shared with
+ * discovery (src/host/accel-verdict.ts); standalone (no init_data.xml), the per-user temp file above.
+ * A verdict that cannot be recorded is logged, never fatal.
+ */
+export async function verdictStore(qemuBinary: string, dataDir: string | undefined, cpuModel: string | undefined, log: (s: string) => void) {
+  if (dataDir === undefined) {
+    const key = await verdictKey(qemuBinary);
+    return {
+      read: () => readVerdict(key),
+      write: (v: { works: boolean; reason: string; bootSec?: number }) => writeVerdict({ ...v, key, at: new Date().toISOString() }),
+    };
+  }
+  const parts = await verdictKeyParts(qemuBinary, cpuModel);
+  return {
+    read: () => readAccelVerdict(dataDir, parts),
+    write: async (v: { works: boolean; reason: string; bootSec?: number }) => {
+      try {
+        await recordAccelVerdict(dataDir, { ...v, ...parts });
+      } catch (e) {
+        log(`accel: verdict not recorded: ${(e as Error).message}`);
+      }
+    },
+  };
 }

@@ -77,6 +77,8 @@ export class Manager {
   constructor(private readonly o: ManagerOptions) {}
 
   private get slot(): string { return this.o.slotDir; }
+  /** The BOINC data dir from init_data.xml (boinc_dir), where the hw-accel verdict is shared with discovery. */
+  private get dataDir(): string | undefined { return this.o.app.standalone ? undefined : this.o.app.initData.boincDir || undefined; }
   private get overlay(): string { return path.join(this.slot, TASK_OVERLAY); }
   private get jobDisk(): string { return path.join(this.slot, JOB_DISK); }
 
@@ -164,7 +166,7 @@ export class Manager {
       const t0 = Date.now();
       const jobDisk = saved.dataPath === 'disk' ? this.jobDisk : undefined;
       const stateDisk = (await this.stateDiskOf(saved)) ?? undefined;
-      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, loadvm: restoreTag, log, accelOverride: saved.accel, jobDisk, stateDisk }));
+      const { vm } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, dataDir: this.dataDir, loadvm: restoreTag, log, accelOverride: saved.accel, jobDisk, stateDisk }));
       this.attach(vm);
       log(`restored checkpoint ${restoreTag} in ${Date.now() - t0} ms; re-attaching to guest pid ${saved.guestPid}`);
       this.runSecs = 0;
@@ -216,7 +218,7 @@ export class Manager {
 
   private async coldBoot(jobDisk: string | undefined): Promise<QemuVm> {
     await createOverlay(this.overlay, this.config.baseDisk, this.config.appOverlay);
-    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log: this.o.log, jobDisk }));
+    const { vm, bootMs } = await this.boot(startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, dataDir: this.dataDir, log: this.o.log, jobDisk }));
     this.o.log(`guest ready in ${(bootMs / 1000).toFixed(2)} s (${vm.opts.accel}, cold boot)`);
     this.state = this.freshState(vm.opts.accel, jobDisk ? 'disk' : 'agent');
     return vm;
@@ -252,7 +254,7 @@ export class Manager {
     const t0 = Date.now();
     let vm: QemuVm | undefined;
     try {
-      ({ vm } = await startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, log, jobDisk,
+      ({ vm } = await startVm({ config: this.config, runDir: this.slot, overlay: this.overlay, task: this.job.resultName, dataDir: this.dataDir, log, jobDisk,
         stateDisk: bs.disk, incoming: bs.memory, accelOverride: bs.accel }));
       log(`guest resumed from saved booted state ${bs.key} in ${Date.now() - t0} ms (${bs.accel})`);
       return vm;

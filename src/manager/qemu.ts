@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { AltplatError, errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { kvmPrecheck, readVerdict, verdictKey, writeVerdict } from './accel.js';
+import { kvmPrecheck, verdictStore } from './accel.js';
 import { QgaClient } from './qga.js';
 import { QmpClient } from './qmp.js';
 import type { VmConfig } from './vm-config.js';
@@ -511,7 +511,9 @@ async function startFailure(o: StartOptions, e: ExitInfo): Promise<AltplatError>
  * `auto` KVM only when the pre-check passes and no earlier boot proved it broken, with a timed boot
  * (`kvmProbeMs`) falling back to TCG; the verdict is cached (see accel.ts).
  */
-export async function startVm(o: Omit<StartOptions, 'accel'> & { kvmProbeMs?: number; log?: (s: string) => void; accelOverride?: 'kvm' | 'tcg' }): Promise<{ vm: QemuVm; bootMs: number }> {
+export async function startVm(o: Omit<StartOptions, 'accel'> & { kvmProbeMs?: number; log?: (s: string) => void; accelOverride?: 'kvm' | 'tcg';
+  /** The BOINC data dir: the verdict is then kept in `<data>/altplat/`, where discovery reads it (src/host/accel-verdict.ts). */
+  dataDir?: string; cpuModel?: string }): Promise<{ vm: QemuVm; bootMs: number }> {
   const log = o.log ?? (() => {});
   const forced = process.env.ALTPLAT_ACCEL as 'kvm' | 'tcg' | 'auto' | undefined;
   const choice = o.accelOverride ?? (forced && ['kvm', 'tcg', 'auto'].includes(forced) ? forced : o.config.accel);
@@ -525,15 +527,15 @@ export async function startVm(o: Omit<StartOptions, 'accel'> & { kvmProbeMs?: nu
     }
   }
   const pre = await kvmPrecheck();
-  const key = await verdictKey(QEMU_BINARY);
-  const cached = pre.usable ? await readVerdict(key) : undefined;
+  const verdicts = await verdictStore(QEMU_BINARY, o.dataDir, o.cpuModel ?? o.config.cpuModel, log);
+  const cached = pre.usable ? await verdicts.read() : undefined;
   if (pre.usable && cached?.works !== false) {
     const probeMs = o.kvmProbeMs ?? 30_000;
     let vm: QemuVm | undefined;
     try {
       vm = await QemuVm.start({ ...o, accel: 'kvm' });
       const bootMs = await vm.waitAgent(cached?.works ? o.config.bootTimeoutSec * 1000 : probeMs);
-      if (!cached) await writeVerdict({ works: true, reason: 'timed boot succeeded', bootSec: bootMs / 1000, key, at: new Date().toISOString() });
+      if (!cached) await verdicts.write({ works: true, reason: 'timed boot succeeded', bootSec: bootMs / 1000 });
       log(`accel: kvm (guest ready in ${(bootMs / 1000).toFixed(1)} s)`);
       return { vm, bootMs };
     } catch (e) {
@@ -544,7 +546,7 @@ export async function startVm(o: Omit<StartOptions, 'accel'> & { kvmProbeMs?: nu
         // stays worth trying for other platforms, so no verdict is recorded.
         log(`accel: KVM cannot run CPU model ${o.config.cpuModel} here (${reason}); using TCG with the same model`);
       } else {
-        await writeVerdict({ works: false, reason, key, at: new Date().toISOString() });
+        await verdicts.write({ works: false, reason });
         log(`accel: KVM failed (${reason}); using TCG`);
       }
       if (o.loadvm) throw e; // a snapshot taken under one accelerator is restored under the same one

@@ -8,6 +8,7 @@ import { appendNoFollow, assertRealDirInside, ensureOwnedDir } from '../util/own
 import { projectRoots, verifyProjectFile } from './files.js';
 
 /** Slot file names, as lib/filesys.h / lib/app_ipc.h spell them. */
+/** Not written by 7.20.5; BOINC 8.x's client/app_start.cpp setup_slot_dir writes it once the slot is filled (async copies). */
 export const SETUP_COMPLETE_FILE = 'boinc_setup_complete';
 export const STDERR_FILE = 'stderr.txt';
 export const FINISH_FILE = 'boinc_finish_called';

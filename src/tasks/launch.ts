@@ -7,7 +7,7 @@ import { AltplatError, errnoCode } from '../errors.js';
 export type Spawner = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 
 export interface LaunchSpec {
-  /** Absolute path of the program to exec. */
+  /** Path of the program to exec: absolute, or relative to `cwd` (BOINC's `../../projects/X/app`). */
   exe: string;
   args: string[];
   cwd: string;
@@ -49,7 +49,7 @@ export function lowPriorityPrefix(): string[] {
  */
 export async function launch(spec: LaunchSpec, spawner: Spawner = spawn): Promise<Launched> {
   try {
-    await fsp.access(spec.exe, fsc.X_OK);
+    await fsp.access(path.resolve(spec.cwd, spec.exe), fsc.X_OK);
   } catch (e) {
     throw new AltplatError('TASK_COULDNT_START', `cannot start ${spec.exe}: ${errnoCode(e) ?? (e as Error).message}`, { exe: spec.exe });
   }

@@ -31,7 +31,7 @@ import { Journal, type TaskRecord, type TaskStep } from './journal.js';
 import { killGroup, killOrphans, launch, type LaunchSpec, type Spawner } from './launch.js';
 import { initDataFor, jobDescriptionFor, managerLaunchSpec, nativeLaunchSpec } from './start-spec.js';
 import { outputLine, type ResultReport } from './report.js';
-import { readCheckpointPeriod } from './prefs.js';
+import { clientInitData } from '../prefs/index.js';
 import {
   DISK_LIMIT_MESSAGE, elapsedLimitMessage, EXIT_DISK_LIMIT_EXCEEDED, EXIT_TIME_LIMIT_EXCEEDED, maxElapsedTime,
   MIN_DISK_CHECK_INTERVAL_S, taskDiskUsage,
@@ -70,7 +70,7 @@ export interface LifecycleOptions {
   maxTasks?: number;
   /** Test-only: SIGKILL this process right after the journal records this step (docs/LIFECYCLE.md). */
   crashAt?: string;
-  /** init_data.xml checkpoint_period in seconds; default: the volunteer's disk_interval preference (src/tasks/prefs.ts). */
+  /** init_data.xml checkpoint_period in seconds; default: the volunteer's disk_interval preference (src/prefs/global-prefs.ts). */
   checkpointPeriod?: number;
 }
 
@@ -578,7 +578,7 @@ export class TaskLifecycle extends EventEmitter {
     // client/app.cpp ACTIVE_TASK::init: the limits come from the workunit's bounds and the app version's flops.
     const maxElapsed = maxElapsedTime(a.workunit.rscFpopsBound, a.appVersion.flops);
     // check_rsc_limits_exceeded measures the disk at the first poll (peak_disk_usage still 0), then every
-    // max(disk_interval, 300) s; this.checkpointPeriod is the volunteer's disk_interval (src/tasks/prefs.ts).
+    // max(disk_interval, 300) s; this.checkpointPeriod is the volunteer's disk_interval (src/prefs/global-prefs.ts).
     const diskIntervalMs = Math.max(this.checkpointPeriod ?? 0, MIN_DISK_CHECK_INTERVAL_S) * 1000;
     let lastDiskCheck = -Infinity;
     let peakDisk = 0;
@@ -651,8 +651,10 @@ export class TaskLifecycle extends EventEmitter {
   }
 
   private async writeInitData(r: Running, slotDir: string, projectDir: string): Promise<void> {
-    this.checkpointPeriod ??= this.opts.checkpointPeriod ?? await readCheckpointPeriod(this.paths.root);
-    await writeInitData(slotDir, { ...initDataFor(r.rec, this.paths.root, projectDir), checkpointPeriod: this.checkpointPeriod });
+    // Preferences, proxy, authenticator and host figures as the BOINC client has them (src/prefs).
+    const client = await clientInitData(this.paths.root, r.rec.assignment.masterUrl, r.rec.assignment.result.reportDeadline);
+    this.checkpointPeriod ??= this.opts.checkpointPeriod ?? client.checkpointPeriod;
+    await writeInitData(slotDir, { ...initDataFor(r.rec, this.paths.root, projectDir), ...client, checkpointPeriod: this.checkpointPeriod });
   }
 
   /** The manager contract (docs/MANAGER_CONTRACT.md): the job file, then argv and environment. */

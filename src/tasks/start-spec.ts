@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { ManagerDefinition } from '../definition/types.js';
 import type { InitData } from '../ipc/init-data.js';
+import { projectSpecificPrefs } from '../prefs/account.js';
 import type { JobDescription } from '../job/jobfile.js';
 import type { Assignment, ReplyFileRef } from '../scheduler/reply-types.js';
 import { STDERR_FILE } from '../slots/setup.js';
@@ -25,7 +26,7 @@ export function initDataFor(rec: TaskRecord, dataDir: string, projectDir: string
     computationDeadline: a.result.reportDeadline, appFiles: a.appVersion.fileRefs.map((f) => f.openName),
     ...(a.account ? {
       userid: a.account.userid, teamid: a.account.teamid, hostid: a.account.hostid, userName: a.account.userName,
-      teamName: a.account.teamName, projectPreferences: a.account.projectPreferences,
+      teamName: a.account.teamName, projectPreferences: projectSpecificPrefs(a.account.projectPreferences),
       userTotalCredit: a.account.userTotalCredit, userExpavgCredit: a.account.userExpavgCredit,
       hostTotalCredit: a.account.hostTotalCredit, hostExpavgCredit: a.account.hostExpavgCredit,
     } : {}),
@@ -34,11 +35,16 @@ export function initDataFor(rec: TaskRecord, dataDir: string, projectDir: string
 
 const mainProgram = (a: Assignment): ReplyFileRef => a.appVersion.fileRefs.find((f) => f.mainProgram)!;
 
-/** client/app_start.cpp (Unix): exec the main program from the project dir, LD_LIBRARY_PATH prefixed. */
+/**
+ * client/app_start.cpp (Unix) ACTIVE_TASK::start: exec `../../projects/X/app` — argv[0] relative to the
+ * slot, as BOINC passes it — with LD_LIBRARY_PATH prefixed by `../../projects/X:.:../..` (relative "in
+ * case higher-level dirs are not readable to the account under which app runs").
+ */
 export function nativeLaunchSpec(a: Assignment, slotDir: string, projectDir: string, dataDir: string): LaunchSpec {
-  const ld = [projectDir, '.', dataDir, process.env.LD_LIBRARY_PATH].filter((s) => s).join(':');
+  const rel = (p: string) => path.relative(slotDir, p) || '.';
+  const ld = [rel(projectDir), '.', rel(dataDir), process.env.LD_LIBRARY_PATH].filter((s) => s).join(':');
   return {
-    exe: path.join(projectDir, mainProgram(a).fileName),
+    exe: rel(path.join(projectDir, mainProgram(a).fileName)),
     args: splitCommandLine(taskCommandLine(a.workunit.commandLine, a.appVersion.cmdline)),
     cwd: slotDir, env: { LD_LIBRARY_PATH: ld }, stderrFile: path.join(slotDir, STDERR_FILE),
   };

@@ -4,12 +4,15 @@ import { UsageError } from '../usage.js';
 interface RequestOptions {
   dataDir?: string;
   output?: string;
+  hostPlatform?: string;
 }
 
 /**
- * `altplat request [--data-dir DIR] [-o OUT] FILE` — add the advertised alternate platforms to a
- * scheduler request (FILE `-` = stdin) and print it, or write it atomically to OUT. The request's own
- * platforms count as the host's: a platform it already names is not added again.
+ * `altplat request [--data-dir DIR] [--host-platform NAME] [-o OUT] FILE` — add the advertised alternate
+ * platforms to a scheduler request (FILE `-` = stdin) and print it, or write it atomically to OUT. The
+ * request's own platforms count as the host's, unless `--host-platform` names the host's platform
+ * instead (as for `list` and `run`); either way the request's own <platform_name> and
+ * <alt_platform>s are never rewritten, and a platform it already names is not added again.
  */
 export function registerRequest(program: Command): void {
   program
@@ -17,6 +20,7 @@ export function registerRequest(program: Command): void {
     .description('add the advertised alternate platforms to a BOINC scheduler request')
     .argument('<file>', 'the scheduler request (sched_request_*.xml); - reads standard input')
     .option('--data-dir <dir>', 'BOINC data dir (default: $BOINC_DATA_DIR, else the OS default)')
+    .option('--host-platform <name>', "decide what is native as a host whose own platform is NAME, instead of the request's platforms (the request's <platform_name> is kept)")
     .option('-o, --output <file>', 'write the patched request here (atomically) instead of to standard output')
     .action(async (file: string, opts: RequestOptions) => {
       const input = await readInput(file);
@@ -30,12 +34,16 @@ export function registerRequest(program: Command): void {
         ]);
       const own = readRequestPlatforms(input);
       let names: string[] = [];
+      if (opts.hostPlatform !== undefined && opts.hostPlatform !== own.primary) {
+        process.stderr.write(`altplat: warning: --host-platform ${opts.hostPlatform} differs from the request's <platform_name> ${own.primary || '(none)'}; `
+          + `native platforms are decided for ${opts.hostPlatform}, the request keeps its own <platform_name>\n`);
+      }
       if (!own.anonymous) {
         const bar = await terminalProgress();
         try {
           const result = await discoverPlatforms({
             dataDir: opts.dataDir,
-            hostPlatforms: [own.primary, ...own.alternates],
+            ...(opts.hostPlatform !== undefined ? { hostPlatform: opts.hostPlatform } : { hostPlatforms: [own.primary, ...own.alternates] }),
             ...hashCallbacks(bar),
           });
           names = result.advertised;
