@@ -28,7 +28,7 @@ DISK_MB=256
 DISK_UUID=5a1e7a17-0000-4000-8000-a17f1a7f0000
 MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console virtio_blk)
 
-STEPS=9
+STEPS=10
 step_no=0
 t_start=$(date +%s.%N)
 elapsed() { awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -130,7 +130,13 @@ npx --no-install esbuild src/manager/main.ts --bundle --platform=node --format=e
   --log-level=warning --legal-comments=none \
   --banner:js="import { createRequire as __altplatCreateRequire } from 'node:module'; const require = __altplatCreateRequire(import.meta.url);" \
   --outfile="$BUILD/manager.mjs"
-MANAGER_SRC_HASH=$( (gcc --version | awk 'NR == 1'; cat "$BUILD/manager.mjs" scripts/guest/* scripts/build-image.sh \
+# The container backend's manager (docs/CONTAINER_PLATFORM.md), bundled the same way.
+npx --no-install esbuild src/container/main.ts --bundle --platform=node --format=esm --target=node20 \
+  --log-level=warning --legal-comments=none \
+  --banner:js="import { createRequire as __altplatCreateRequire } from 'node:module'; const require = __altplatCreateRequire(import.meta.url);" \
+  --outfile="$BUILD/container-manager.mjs"
+MANAGER_SRC_HASH=$( (gcc --version | awk 'NR == 1'; cat "$BUILD/manager.mjs" "$BUILD/container-manager.mjs" scripts/guest/* scripts/build-image.sh \
+  scripts/build-container-image.sh "$ROOT"/alt_platforms/x86_64-pc-linux-gnu/{container_manager,container_config.xml,containers.conf} \
   "$ROOT"/alt_platforms/{x86_64,i686}-pc-linux-gnu/{manager,vm_config.xml,alt_platform.xml.in}) | sha256sum | cut -c1-64)
 STAMP=$(printf '%sepoch=%s\ndisk=%s\nsrc=%s\n' "$MANIFEST" "$EPOCH" "$DISK_MB" "$MANAGER_SRC_HASH" | sha256sum | cut -c1-64)
 
@@ -203,6 +209,8 @@ done
 for f in "$R"/lib/x86_64-linux-gnu/*; do
   b=$(basename "$f")
   case "$keep" in *" $b "*) continue ;; esac
+  # All of libc6's libraries stay, so that the guest and the container image hold the same libc6.
+  [ -e "$X/libc6/lib/x86_64-linux-gnu/$b" ] && continue
   # keep the real file a kept soname points to
   keep_target=0
   for k in $keep; do
@@ -238,6 +246,10 @@ rm -f "$BUILD/base.raw"
 step "adding the manager (bundled with esbuild) -> manager.mjs"
 cp "$BUILD/manager.mjs" "$OUT/manager.mjs"
 
+step "container image rootfs.tar (same busybox and libc6)"
+bash scripts/build-container-image.sh "$X" "$OUT" "$EPOCH"
+cp "$BUILD/container-manager.mjs" "$OUT/container-manager.mjs"
+
 step "writing the platform folders"
 printf '%s' "$MANIFEST" > "$OUT/packages.txt"
 for name in "${PLATFORMS[@]}"; do
@@ -247,15 +259,27 @@ for name in "${PLATFORMS[@]}"; do
   if [ "$(cd "$SRC" && pwd)" != "$(mkdir -p "$P" && cd "$P" && pwd)" ]; then
     install -m 755 "$SRC/manager" "$P/manager"
     install -m 644 "$SRC/vm_config.xml" "$P/vm_config.xml"
+    if [ -f "$SRC/container_config.xml" ]; then
+      install -m 755 "$SRC/container_manager" "$P/container_manager"
+      install -m 644 "$SRC/container_config.xml" "$P/container_config.xml"
+      install -m 644 "$SRC/containers.conf" "$P/containers.conf"
+    fi
+  fi
+  image_files=(vmlinuz initramfs.cpio.gz base.qcow2 manager.mjs packages.txt)
+  listed=(manager vm_config.xml image/manager.mjs image/vmlinuz image/initramfs.cpio.gz image/base.qcow2)
+  # A platform with a container backend (a container_config.xml) also gets its manager and rootfs.
+  if [ -f "$SRC/container_config.xml" ]; then
+    image_files+=(container-manager.mjs rootfs.tar)
+    listed+=(container_manager container_config.xml containers.conf image/container-manager.mjs image/rootfs.tar)
   fi
   rm -rf "$P/image"; mkdir -p "$P/image"
-  for f in vmlinuz initramfs.cpio.gz base.qcow2 manager.mjs packages.txt; do
+  for f in "${image_files[@]}"; do
     # Hard links: both folders share one copy on disk; the files are read-only, never written.
     ln "$OUT/$f" "$P/image/$f" 2>/dev/null || cp "$OUT/$f" "$P/image/$f"
   done
   chmod 444 "$P"/image/*
   files_xml=""
-  for f in manager vm_config.xml image/manager.mjs image/vmlinuz image/initramfs.cpio.gz image/base.qcow2; do
+  for f in "${listed[@]}"; do
     [ -f "$P/$f" ] || die "$P/$f missing"
     shared=""
     case "$f" in image/*) shared=$'\n        <shared/>' ;; esac

@@ -4,13 +4,17 @@
 # own packages — kernel, busybox, qemu-guest-agent — without installing them; libboinc-app-dev for the
 # BOINC API interop tests; boinc-client, the real BOINC client the oracle tests compare altplat with, run
 # as a plain process in a temp dir — never as the system service its package would start; gcc-multilib for
-# the paper's 32-bit program), the npm packages, the compiled CLI and the reference guest image. Quick when
-# everything is already there.
+# the paper's 32-bit program; podman and runc for the container backend), the npm packages, the compiled
+# CLI, the reference guest image and container rootfs. Quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# podman + runc: the container backend (crun, podman's default, fails on these cgroup v1/hybrid hosts;
+# the platform's containers.conf selects runc). Rootful podman needs neither uidmap nor slirp4netns
+# (containers run with --network=none); util-linux's chrt sets SCHED_IDLE on the container's program.
 DEB_PACKAGES=(qemu-system-x86 qemu-utils cpio e2fsprogs binutils
-              libboinc-app-dev boinc-client gcc g++ gcc-multilib make)
+              libboinc-app-dev boinc-client gcc g++ gcc-multilib make
+              podman runc)
 
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 
@@ -51,4 +55,19 @@ npx tsc -p tsconfig.json
 
 if [ -x scripts/build-image.sh ] && [ "${ALTPLAT_SKIP_IMAGE:-0}" != 1 ]; then
   bash scripts/build-image.sh
+fi
+
+# The container backend's engine must work with the platform's own configuration (never a registry:
+# the rootfs is imported from the image build). A failure is reported, not fatal: the QEMU backends
+# still work, and `altplat list` says why Podman is not chosen.
+if [ "${ALTPLAT_SKIP_IMAGE:-0}" != 1 ] && [ -f alt_platforms/x86_64-pc-linux-gnu/image/rootfs.tar ] && command -v podman >/dev/null; then
+  tmp=$(mktemp -d)
+  tar -C "$tmp" -xf alt_platforms/x86_64-pc-linux-gnu/image/rootfs.tar ./bin/busybox
+  if CONTAINERS_CONF="$PWD/alt_platforms/x86_64-pc-linux-gnu/containers.conf" podman run --rm --network=none --read-only \
+      --rootfs "$tmp" /bin/busybox true >/dev/null 2>"$tmp.err"; then
+    echo "setup: podman (runc) runs containers"
+  else
+    echo "setup: warning: podman cannot run a container here: $(tail -1 "$tmp.err")" >&2
+  fi
+  rm -rf "$tmp" "$tmp.err"
 fi

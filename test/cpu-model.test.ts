@@ -154,7 +154,7 @@ describe('a model the accelerator cannot provide: a clear reason, never another 
     const d = path.join(tmp, 'run');
     const dir = installReferencePlatform(d, 'x86_64-pc-linux-gnu');
     const defFile = path.join(dir, 'alt_platform.xml');
-    writeFileSync(defFile, readFileSync(defFile, 'utf8').replace('<cpu_model>Nehalem-v1</cpu_model>', '<cpu_model>Skylake-Client-v1</cpu_model>'));
+    writeFileSync(defFile, readFileSync(defFile, 'utf8').replaceAll('<cpu_model>Nehalem-v1</cpu_model>', '<cpu_model>Skylake-Client-v1</cpu_model>'));
     const reply = makeQemuReply([{ result: 'cpu_skylake', platform: 'x86_64-pc-linux-gnu', program: Buffer.from('#!/bin/sh\necho hi\n') }]);
     const { replyFile, filesDir } = writeQemuReply(d, reply);
     const list = JSON.parse(execFileSync('node', [path.join(REPO, 'dist/src/cli/main.js'), 'list', '--json', '--data-dir', d, '--host-platform', 'windows_x86_64'], { encoding: 'utf8' })) as
@@ -193,7 +193,7 @@ describe('a checkpoint belongs to the CPU model it was taken on', () => {
     expect((await first).results[0]).toMatchObject({ outcome: 'quit' });
 
     const defFile = path.join(dir, 'alt_platform.xml');
-    writeFileSync(defFile, readFileSync(defFile, 'utf8').replace('<cpu_model>Nehalem-v1</cpu_model>', '<cpu_model>Westmere-v1</cpu_model>'));
+    writeFileSync(defFile, readFileSync(defFile, 'utf8').replaceAll('<cpu_model>Nehalem-v1</cpu_model>', '<cpu_model>Westmere-v1</cpu_model>'));
     const { results } = await new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 }).run({});
     expect(results[0], results[0]?.stderr).toMatchObject({ name: 'cpu_ckpt', outcome: 'success', exitStatus: 0 });
     expect(results[0]!.stderr).toMatch(/checkpoint altplat-ckpt-[ab] was taken on Nehalem-v1\/pc-q35-7\.2, the platform now runs Westmere-v1\/pc-q35-7\.2; starting over/);

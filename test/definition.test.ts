@@ -54,6 +54,7 @@ describe('parseDefinition: the elements of shared/docs/design.md', () => {
       userFriendlyName: 'Linux & friends',
       version: '1.2.3',
       manager: { fileName: 'bin/manager', cmdline: '--config qemu_job.xml' },
+      managers: [{ fileName: 'bin/manager', cmdline: '--config qemu_job.xml' }],
       requires: {
         hypervisors: [{ name: 'qemu', versionRange: '>=7.2.0' }, { name: 'virtualbox' }],
         arch: ['x86_64', 'arm64'],
@@ -110,7 +111,7 @@ describe('parseDefinition: every rejection has a code and a volunteer-readable m
     ['file without name', def('<file><nbytes>1</nbytes></file>'), 'DEF_MISSING_ELEMENT'],
     ['hypervisor without name', def('<requires><hypervisor><version>1</version></hypervisor></requires>'), 'DEF_MISSING_ELEMENT'],
     ['two versions', def('<version>2.0.0</version>'), 'DEF_DUPLICATE_ELEMENT'],
-    ['two managers', def('<manager><file_name>m2</file_name></manager>'), 'DEF_DUPLICATE_ELEMENT'],
+    ['two managers of one name', def('').replace('<manager><file_name>manager</file_name></manager>', '<manager><name>a</name><file_name>manager</file_name></manager><manager><name>a</name><file_name>m2</file_name></manager>'), 'DEF_DUPLICATE_ELEMENT'],
     ['file listed twice', def('<file><name>a/b</name></file><file><name>./a//b</name></file>'), 'DEF_DUPLICATE_ELEMENT'],
     ['element in a text element', def('').replace('<version>1.0.0</version>', '<version><major>1</major></version>'), 'DEF_BAD_VALUE'],
     ['nbytes not a number', def('<file><name>a</name><nbytes>1e3</nbytes></file>'), 'DEF_BAD_VALUE'],

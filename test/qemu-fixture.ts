@@ -72,9 +72,22 @@ export function buildPi(kind: keyof typeof PI_BUILDS): string {
   return out;
 }
 
-/** Copies a built reference platform folder into `<dataDir>/alt_platforms/<name>` (what `altplat install` does). */
-export function installReferencePlatform(dataDir: string, name: string): string {
+/**
+ * The volunteer's backend order these tests use unless told otherwise: the QEMU backends first, so
+ * the QEMU tests run the VM whichever backend the host would pick (Podman on these machines).
+ */
+export const QEMU_FIRST = ['qemu-kvm', 'qemu-tcg'];
+
+/**
+ * Copies a built reference platform folder into `<dataDir>/alt_platforms/<name>` (what `altplat install` does)
+ * and writes the data dir's backend order (`<data>/altplat/backend_order.json`; `null` = none).
+ */
+export function installReferencePlatform(dataDir: string, name: string, backendOrder: string[] | null = QEMU_FIRST): string {
   ensureImage();
+  if (backendOrder) {
+    mkdirSync(path.join(dataDir, 'altplat'), { recursive: true });
+    writeFileSync(path.join(dataDir, 'altplat', 'backend_order.json'), JSON.stringify(backendOrder) + '\n');
+  }
   const src = path.join(REPO, 'alt_platforms', name);
   const dest = path.join(dataDir, 'alt_platforms', name);
   mkdirSync(path.join(dest, 'image'), { recursive: true });

@@ -4,7 +4,7 @@ import { existsSync, promises as fsp, readdirSync, readFileSync, writeFileSync }
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PLATFORM_DIR, qemuPidsTagged, REPO, sha256File } from './qemu-fixture.js';
+import { PLATFORM_DIR, QEMU_FIRST, qemuPidsTagged, REPO, sha256File } from './qemu-fixture.js';
 import { MASTER, PROJECT_DIR, writeReply, type RunResult } from './helpers/wu-reply.js';
 
 /**
@@ -62,6 +62,9 @@ async function installedDataDir(name: string, prefs?: string): Promise<string> {
     expect(r.status, r.stderr).toBe(0);
   }
   if (prefs) await fsp.writeFile(path.join(d, 'global_prefs_override.xml'), prefs);
+  // The QEMU backends first: these are the VM's work units, whichever backend this host would pick.
+  await fsp.mkdir(path.join(d, 'altplat'), { recursive: true });
+  await fsp.writeFile(path.join(d, 'altplat', 'backend_order.json'), JSON.stringify(QEMU_FIRST));
   return d;
 }
 

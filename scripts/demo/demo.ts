@@ -2,8 +2,10 @@
  * Helper of scripts/demo.sh (the paper's experiment, section 2 and Table 1):
  *   tsx scripts/demo/demo.ts prepare DATA   build the Appendix A program, run each build natively,
  *                                           write a scheduler reply assigning each build to its platform
- *   tsx scripts/demo/demo.ts table DATA     print the Table 1 reproduction from the native runs and the
- *                                           outputs `altplat run` brought back from the VMs
+ *   tsx scripts/demo/demo.ts table DATA [CT] print the Table 1 reproduction from the native runs and the
+ *                                           outputs `altplat run` brought back from the VMs (DATA) and,
+ *                                           when given, from the containers (CT: a data dir whose x86-64
+ *                                           platform ran on the Podman backend), a column per backend
  * Table 1 gets libm rows (docs/HOMOGENEITY.md): a libm-heavy program natively on this host, natively with
  * glibc held to the platform's CPU baseline, and through the platform's fixed virtual CPU.
  */
@@ -84,6 +86,8 @@ function prepare(data: string): void {
   const works: string[] = [];
   const results: string[] = [];
   let version = 100;
+  /** Which builds are x86-64 ones (the container backend's data dir runs only those). */
+  const x64: boolean[] = [];
   for (const b of [...BUILDS, ...LIBM_BUILDS]) {
     version++;
     const exe = path.join(bin, `${stem(b)}`);
@@ -147,6 +151,7 @@ ${key.sign(bytes)}</file_signature>
     <version_num>${version}</version_num>
     <plan_class>${plan}</plan_class>
 </result>`);
+    x64.push(b.platform === 'x86_64-pc-linux-gnu');
   }
   const reply = [`<scheduler_reply>
 <scheduler_version>716</scheduler_version>
@@ -181,23 +186,44 @@ ${PROJECT_PREFS}
 ${key.publicText}
 </code_sign_key>`, '</scheduler_reply>\n'];
   writeFileSync(path.join(data, 'sched_reply_example.org_pidemo.xml'), reply.join('\n'));
+  // The x86-64 builds alone, for the container backend's data dir (the i686 platform has no container backend).
+  const keep = (xs: string[]) => xs.filter((_, i) => x64[i]);
+  const x64Reply = [reply[0]!, ...keep(apps), ...keep(works), ...keep(results), ...reply.slice(-2)];
+  writeFileSync(path.join(data, 'sched_reply_example.org_pidemo_x86_64.xml'), x64Reply.join('\n'));
   writeFileSync(path.join(data, 'native.json'), JSON.stringify(native));
 }
 
-function table(data: string): number {
+function table(data: string, ct?: string): number {
   const native = JSON.parse(readFileSync(path.join(data, 'native.json'), 'utf8')) as Record<string, string>;
+  const outOf = (dir: string, b: Build) => {
+    const f = path.join(dir, 'projects', PROJECT_DIR, `${stem(b)}_0_out`);
+    return existsSync(f) ? readFileSync(f, 'utf8') : '';
+  };
   const rows: string[][] = [];
   let mismatches = 0;
   for (const b of BUILDS) {
-    const outFile = path.join(data, 'projects', PROJECT_DIR, `${stem(b)}_0_out`);
-    const vmOut = existsSync(outFile) ? readFileSync(outFile, 'utf8') : '';
+    const vmOut = outOf(data, b);
     const n = piOf(lastLine(native[b.id] ?? ''));
     const v = piOf(lastLine(vmOut));
     const same = vmOut !== '' && vmOut === native[b.id];
     if (!same) mismatches++;
-    rows.push([b.label, n ? `${n.pi} ${n.diff}` : '?', v ? `${v.pi} ${v.diff}` : 'no output', same ? 'identical (all 1000 lines)' : 'DIFFERENT']);
+    const row = [b.label, n ? `${n.pi} ${n.diff}` : '?', v ? `${v.pi} ${v.diff}` : 'no output'];
+    let verdict = same ? 'identical (all 1000 lines)' : 'DIFFERENT';
+    if (ct) {
+      if (b.platform !== 'x86_64-pc-linux-gnu') row.push('(no container backend)');
+      else {
+        const ctOut = outOf(ct, b);
+        const c = piOf(lastLine(ctOut));
+        row.push(c ? `${c.pi} ${c.diff}` : 'no output');
+        const ctSame = ctOut !== '' && ctOut === native[b.id];
+        if (!ctSame) mismatches++;
+        verdict = same && ctSame ? 'identical in both (all 1000 lines)' : 'DIFFERENT';
+      }
+    }
+    rows.push([...row, verdict]);
   }
-  const head = ['Build (static, same binary both columns)', 'Native Linux: pi / diff', `VM on a "windows_x86_64" host`, 'VM vs native'];
+  const head = ['Build (static, same binary every column)', 'Native Linux: pi / diff', `VM on a "windows_x86_64" host`,
+    ...(ct ? ['Podman container, same host'] : []), ct ? 'backends vs native' : 'VM vs native'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i]!)).join('  ');
   console.log(line(head));
@@ -205,8 +231,8 @@ function table(data: string): number {
   for (const r of rows) console.log(line(r));
   console.log('\nTable 1 (Reed 2009): 3.140592575 for every build but gcc -O3 on Linux, 3.140592860 (x87 keeps pi in an 80-bit register).');
   console.log(mismatches === 0
-    ? 'Reproduced: x87 and SSE builds differ, and each gives in the VM exactly what it gives on native Linux.'
-    : `${mismatches} build(s) gave a different result in the VM.`);
+    ? `Reproduced: x87 and SSE builds differ, and each gives in the VM${ct ? ' and in the container' : ''} exactly what it gives on native Linux.`
+    : `${mismatches} build(s) gave a different result in the VM${ct ? ' or the container' : ''}.`);
 
   // The libm rows: the heterogeneity of the host's CPU, and its removal by the platform's one virtual CPU.
   const flags = new Set((readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '').split(/\s+/));
@@ -214,15 +240,22 @@ function table(data: string): number {
   const lrows: string[][] = [];
   let libmBad = 0;
   for (const b of LIBM_BUILDS) {
-    const outFile = path.join(data, 'projects', PROJECT_DIR, `${stem(b)}_0_out`);
-    const vm = hashOf(existsSync(outFile) ? readFileSync(outFile, 'utf8') : '');
+    const vm = hashOf(outOf(data, b));
     const host = hashOf(native[b.id] ?? '');
     const base = hashOf(native[`${b.id}_baseline`] ?? '');
     if (!vm || vm !== base) libmBad++;
-    lrows.push([b.label, host ?? '?', base ?? '?', vm ?? 'no output',
-      vm && vm === base ? `identical to the baseline${host !== base ? `; differs from this CPU's` : ''}` : 'DIFFERENT']);
+    const row = [b.label, host ?? '?', base ?? '?', vm ?? 'no output'];
+    let good = vm !== undefined && vm === base;
+    if (ct) {
+      const c = hashOf(outOf(ct, b));
+      row.push(c ?? 'no output');
+      if (!c || c !== base) libmBad++;
+      good &&= c === base;
+    }
+    lrows.push([...row, good ? `identical to the baseline${host !== base ? `; differs from this CPU's` : ''}` : 'DIFFERENT']);
   }
-  const lhead = ['libm program (300 000 results), hash of the bits', `Native, this CPU (${cpu})`, `Native, glibc at ${DEFAULT_CPU_MODEL}`, `VM (-cpu ${DEFAULT_CPU_MODEL})`, 'VM vs native'];
+  const lhead = ['libm program (300 000 results), hash of the bits', `Native, this CPU (${cpu})`, `Native, glibc at ${DEFAULT_CPU_MODEL}`, `VM (-cpu ${DEFAULT_CPU_MODEL})`,
+    ...(ct ? [`Container (GLIBC_TUNABLES at ${DEFAULT_CPU_MODEL})`] : []), ct ? 'backends vs native' : 'VM vs native'];
   const lw = lhead.map((h, i) => Math.max(h.length, ...lrows.map((r) => r[i]!.length)));
   const lline = (r: string[]) => r.map((c, i) => c.padEnd(lw[i]!)).join('  ').trimEnd();
   console.log('');
@@ -230,18 +263,18 @@ function table(data: string): number {
   console.log(lw.map((n) => '-'.repeat(n)).join('  '));
   for (const r of lrows) console.log(lline(r));
   console.log(libmBad === 0
-    ? `\nglibc picks libm code by CPU features: on this host's CPU the bits differ from the baseline; the platform's fixed\nvirtual CPU (${DEFAULT_CPU_MODEL}, under KVM and TCG alike) gives the baseline's bits, the same on every host.`
-    : `\n${libmBad} libm build(s) gave in the VM another result than native at the baseline.`);
+    ? `\nglibc picks libm code by CPU features: on this host's CPU the bits differ from the baseline; the platform's fixed\nvirtual CPU (${DEFAULT_CPU_MODEL}, under KVM and TCG alike) gives the baseline's bits, the same on every host${ct ? ', and so does\nthe container, whose glibc (the same libc6 as the guest\'s) is held to that CPU with GLIBC_TUNABLES' : ''}.`
+    : `\n${libmBad} libm run(s) gave another result than native at the baseline.`);
   return mismatches === 0 && libmBad === 0 ? 0 : 1;
 }
 
-const [cmd, data] = process.argv.slice(2);
+const [cmd, data, ct] = process.argv.slice(2);
 if (!data) {
   console.error('usage: demo.ts prepare|table DATA_DIR');
   process.exit(2);
 }
 if (cmd === 'prepare') prepare(path.resolve(data));
-else if (cmd === 'table') process.exit(table(path.resolve(data)));
+else if (cmd === 'table') process.exit(table(path.resolve(data), ct ? path.resolve(ct) : undefined));
 else {
   console.error(`unknown step ${cmd}`);
   process.exit(2);

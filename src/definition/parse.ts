@@ -2,7 +2,7 @@ import { AltplatError } from '../errors.js';
 import { cpuModelProblem, machineTypeProblem } from './cpu-baseline.js';
 import { checkRelativePath } from './paths.js';
 import { isSemver, isSemverRange } from './semver.js';
-import { HYPERVISOR_NAMES, type HypervisorRequirement, type PlatformDefinition, type PlatformFile, type Reason } from './types.js';
+import { HYPERVISOR_NAMES, type HypervisorRequirement, type ManagerDefinition, type PlatformDefinition, type PlatformFile, type PlatformRequirements, type Reason } from './types.js';
 import { parseXmlTree, XmlSyntaxError, type XmlElement } from './xml-scan.js';
 
 /** Definitions larger than this are refused before parsing. */
@@ -26,7 +26,9 @@ export interface ParsedDefinition {
   version?: string;
   userFriendlyName?: string;
   managerFile?: string;
-  /** The manager's `<cpu_model>` / `<machine_type>` when declared and sound. */
+  /** Backend names, in file order, as far as they could be read. */
+  managerNames?: string[];
+  /** The first manager's `<cpu_model>` / `<machine_type>` when declared and sound. */
   cpuModel?: string;
   machineType?: string;
   reasons: Reason[];
@@ -35,7 +37,7 @@ export interface ParsedDefinition {
 
 const KNOWN: Record<string, ReadonlySet<string>> = {
   alt_platform: new Set(['name', 'user_friendly_name', 'version', 'manager', 'requires', 'file']),
-  manager: new Set(['file_name', 'cmdline', 'cpu_model', 'machine_type']),
+  manager: new Set(['name', 'file_name', 'cmdline', 'cpu_model', 'machine_type', 'cleanup_cmdline', 'requires']),
   requires: new Set(['hypervisor', 'arch', 'hw_accel', 'min_ram_mb']),
   hypervisor: new Set(['name', 'version']),
   file: new Set(['name', 'nbytes', 'sha256', 'shared']),
@@ -93,70 +95,71 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
   }
 
   let managerFile: string | undefined;
-  let cmdline = '';
-  const manager = r.one(root, 'manager', true);
-  if (manager) {
-    r.unknown(manager, 'manager', 'manager/');
-    const fileName = r.text(manager, 'file_name', true, 'manager/');
+  const managers: ManagerDefinition[] = [];
+  const managerEls = root.children.filter((c) => c.name === 'manager');
+  if (managerEls.length === 0) r.add('DEF_MISSING_ELEMENT', 'required element <manager> is missing');
+  let managersSound = managerEls.length > 0;
+  const explicitNames = new Set<string>();
+  let managersSeenCpu = false;
+  for (const el of managerEls) {
+    r.unknown(el, 'manager', 'manager/');
+    const before = out.reasons.length;
+    const fileName = r.text(el, 'file_name', true, 'manager/');
+    let file: string | undefined;
     if (fileName !== undefined) {
       const p = checkRelativePath(fileName, 'manager <file_name>');
-      if (p.ok) managerFile = out.managerFile = p.path;
+      if (p.ok) file = p.path;
       else out.reasons.push(p.reason);
     }
-    cmdline = r.text(manager, 'cmdline', false, 'manager/') ?? '';
+    if (file !== undefined && managerFile === undefined) managerFile = out.managerFile = file;
+    const mname = r.text(el, 'name', false, 'manager/');
+    if (mname !== undefined && mname !== '') {
+      if (!BACKEND_NAME.test(mname)) r.add('DEF_BAD_NAME', `manager <name> "${mname}" must be 1 to 64 of a-z A-Z 0-9 . _ - (line ${el.line})`);
+      else if (explicitNames.has(mname)) r.add('DEF_DUPLICATE_ELEMENT', `two managers are named "${mname}" (line ${el.line}); backend names must differ`);
+      explicitNames.add(mname);
+    }
+    const cmdline = r.text(el, 'cmdline', false, 'manager/') ?? '';
     // The platform's virtual CPU: checked here so a value QEMU would read as options never reaches it.
-    const cpu = r.text(manager, 'cpu_model', false, 'manager/');
+    const cpu = r.text(el, 'cpu_model', false, 'manager/');
+    let cpuModel: string | undefined;
     if (cpu !== undefined) {
       const problem = cpuModelProblem(cpu);
       if (problem) r.add('DEF_BAD_CPU_MODEL', `<manager/cpu_model>: ${problem}`);
-      else out.cpuModel = cpu;
+      else cpuModel = cpu;
     }
-    const machine = r.text(manager, 'machine_type', false, 'manager/');
+    const machine = r.text(el, 'machine_type', false, 'manager/');
+    let machineType: string | undefined;
     if (machine !== undefined) {
       const problem = machineTypeProblem(machine);
       if (problem) r.add('DEF_BAD_MACHINE_TYPE', `<manager/machine_type>: ${problem}`);
-      else out.machineType = machine;
+      else machineType = machine;
     }
+    if (managers.length === 0 && !managersSeenCpu) {
+      managersSeenCpu = true;
+      if (cpuModel !== undefined) out.cpuModel = cpuModel;
+      if (machineType !== undefined) out.machineType = machineType;
+    }
+    const cleanup = r.text(el, 'cleanup_cmdline', false, 'manager/');
+    const reqEl = r.one(el, 'requires', false, 'manager/');
+    const req = reqEl ? parseRequires(r, out, reqEl, 'manager/requires/') : undefined;
+    if (out.reasons.length > before || file === undefined) {
+      managersSound = false;
+      continue;
+    }
+    managers.push({
+      ...(mname ? { name: mname } : {}),
+      fileName: file,
+      cmdline,
+      ...(cpuModel !== undefined ? { cpuModel } : {}),
+      ...(machineType !== undefined ? { machineType } : {}),
+      ...(cleanup ? { cleanupCmdline: cleanup } : {}),
+      ...(req ? { requires: req } : {}),
+    });
   }
 
-  const hypervisors: HypervisorRequirement[] = [];
-  const arch: string[] = [];
-  let hwAccel = false;
-  let minRamMb: number | undefined;
   const requires = r.one(root, 'requires', false);
-  if (requires) {
-    r.unknown(requires, 'requires', 'requires/');
-    for (const h of requires.children) {
-      if (h.name !== 'hypervisor') continue;
-      r.unknown(h, 'hypervisor', 'requires/hypervisor/');
-      const hname = r.text(h, 'name', true, 'requires/hypervisor/');
-      const range = r.text(h, 'version', false, 'requires/hypervisor/');
-      if (hname === undefined) continue;
-      const lower = hname.toLowerCase();
-      if (!(HYPERVISOR_NAMES as readonly string[]).includes(lower)) {
-        out.warnings.push(`unknown hypervisor "${hname}" (known: ${HYPERVISOR_NAMES.join(', ')}); it never satisfies <requires>`);
-      }
-      if (range !== undefined && range !== '' && !isSemverRange(range)) {
-        r.add('DEF_BAD_RANGE', `hypervisor ${hname} <version> "${range}" is not a semver range such as >=7.2.0`);
-        continue;
-      }
-      hypervisors.push(range !== undefined && range !== '' ? { name: lower, versionRange: range } : { name: lower });
-    }
-    for (const a of requires.children) {
-      if (a.name !== 'arch') continue;
-      const v = r.leaf(a, 'requires/');
-      if (v === undefined) continue;
-      if (v === '') r.add('DEF_BAD_VALUE', `<requires/arch> (line ${a.line}) is empty; name an architecture such as x86_64`);
-      else arch.push(v);
-    }
-    hwAccel = r.bool(requires, 'hw_accel', 'requires/');
-    const ram = r.text(requires, 'min_ram_mb', false, 'requires/');
-    if (ram !== undefined) {
-      // BOINC writes numbers with %f (`512.000000`); a whole number in that form is accepted, as for <nbytes>.
-      if (/^\d{1,9}(\.0*)?$/.test(ram)) minRamMb = Number(ram);
-      else r.add('DEF_BAD_VALUE', `<min_ram_mb> "${ram}" must be a whole number of megabytes`);
-    }
-  }
+  const topRequires: PlatformRequirements = requires ? parseRequires(r, out, requires, 'requires/') : { hypervisors: [], arch: [], hwAccel: false };
+  out.managerNames = backendNames(managers, topRequires);
 
   const files: PlatformFile[] = [];
   const seen = new Set<string>();
@@ -190,17 +193,14 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
     files.push(file);
   }
 
-  if (out.reasons.length === 0 && name !== undefined && version !== undefined && managerFile !== undefined) {
+  if (out.reasons.length === 0 && name !== undefined && version !== undefined && managersSound && managers[0] !== undefined) {
     out.definition = {
       name,
       ...(out.userFriendlyName !== undefined ? { userFriendlyName: out.userFriendlyName } : {}),
       version,
-      manager: {
-        fileName: managerFile, cmdline,
-        ...(out.cpuModel !== undefined ? { cpuModel: out.cpuModel } : {}),
-        ...(out.machineType !== undefined ? { machineType: out.machineType } : {}),
-      },
-      requires: { hypervisors, arch, hwAccel, ...(minRamMb !== undefined ? { minRamMb } : {}) },
+      manager: managers[0],
+      managers,
+      requires: topRequires,
       files,
       dir: opts.dir,
       ignoredElements: r.ignored,
@@ -208,6 +208,66 @@ export function parseDefinition(text: string, opts: ParseDefinitionOptions): Par
   }
   for (const e of r.ignored) out.warnings.push(`unknown element <${e}> ignored`);
   return out;
+}
+
+/**
+ * The backends' names, in file order: each manager's <name>, else derived from what it needs (its
+ * first required hypervisor, else the definition's, else `default`), made unique with `-2`, `-3`. A
+ * definition without <name>s keeps its ManagerDefinition objects exactly as before; the names are
+ * what a volunteer writes in a backend order and what `altplat list` shows.
+ */
+export function backendNames(managers: readonly ManagerDefinition[], top: PlatformRequirements): string[] {
+  const used = new Set(managers.map((m) => m.name).filter((n): n is string => n !== undefined));
+  return managers.map((m) => {
+    if (m.name) return m.name;
+    const base = m.requires?.hypervisors[0]?.name ?? top.hypervisors[0]?.name ?? 'default';
+    let n = base;
+    for (let i = 2; used.has(n); i++) n = `${base}-${i}`;
+    used.add(n);
+    return n;
+  });
+}
+
+/** Backend names: what a volunteer writes in a backend order. */
+export const BACKEND_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
+
+/** A <requires> element (top level, or inside a <manager>): every kind of child must hold. */
+function parseRequires(r: Reader, out: ParsedDefinition, requires: XmlElement, prefix: string): PlatformRequirements {
+  const hypervisors: HypervisorRequirement[] = [];
+  const arch: string[] = [];
+  let minRamMb: number | undefined;
+  r.unknown(requires, 'requires', prefix);
+  for (const h of requires.children) {
+    if (h.name !== 'hypervisor') continue;
+    r.unknown(h, 'hypervisor', `${prefix}hypervisor/`);
+    const hname = r.text(h, 'name', true, `${prefix}hypervisor/`);
+    const range = r.text(h, 'version', false, `${prefix}hypervisor/`);
+    if (hname === undefined) continue;
+    const lower = hname.toLowerCase();
+    if (!(HYPERVISOR_NAMES as readonly string[]).includes(lower)) {
+      out.warnings.push(`unknown hypervisor "${hname}" (known: ${HYPERVISOR_NAMES.join(', ')}); it never satisfies <requires>`);
+    }
+    if (range !== undefined && range !== '' && !isSemverRange(range)) {
+      r.add('DEF_BAD_RANGE', `hypervisor ${hname} <version> "${range}" is not a semver range such as >=7.2.0`);
+      continue;
+    }
+    hypervisors.push(range !== undefined && range !== '' ? { name: lower, versionRange: range } : { name: lower });
+  }
+  for (const a of requires.children) {
+    if (a.name !== 'arch') continue;
+    const v = r.leaf(a, prefix);
+    if (v === undefined) continue;
+    if (v === '') r.add('DEF_BAD_VALUE', `<${prefix}arch> (line ${a.line}) is empty; name an architecture such as x86_64`);
+    else arch.push(v);
+  }
+  const hwAccel = r.bool(requires, 'hw_accel', prefix);
+  const ram = r.text(requires, 'min_ram_mb', false, prefix);
+  if (ram !== undefined) {
+    // BOINC writes numbers with %f (`512.000000`); a whole number in that form is accepted, as for <nbytes>.
+    if (/^\d{1,9}(\.0*)?$/.test(ram)) minRamMb = Number(ram);
+    else r.add('DEF_BAD_VALUE', `<min_ram_mb> "${ram}" must be a whole number of megabytes`);
+  }
+  return { hypervisors, arch, hwAccel, ...(minRamMb !== undefined ? { minRamMb } : {}) };
 }
 
 /** Helpers that read elements BOINC-style and record what is wrong. */

@@ -32,8 +32,10 @@ export interface PlatformFile {
   shared: boolean;
 }
 
-/** The platform's manager (SHARED-SHAPES.md: per-backend fields inside `<manager>`). */
+/** One backend of a platform: a `<manager>` element (SHARED-SHAPES.md; several may be listed: docs/PLATFORM_FORMAT.md). */
 export interface ManagerDefinition {
+  /** The backend's `<name>`; absent = derived (backendNames: its required hypervisor, else `default`). */
+  name?: string;
   /** The manager's path inside the folder ('/'-separated, normalised). */
   fileName: string;
   cmdline: string;
@@ -44,13 +46,26 @@ export interface ManagerDefinition {
   cpuModel?: string;
   /** Pinned machine type (`<machine_type>`, e.g. pc-q35-7.2, not the moving `q35` alias). */
   machineType?: string;
+  /** Run by the client as `<manager> <cleanup_cmdline>` (cwd = the slot) after it killed the manager's group, and at recovery. */
+  cleanupCmdline?: string;
+  /** This backend's own requirements, in addition to the definition's top-level <requires>. */
+  requires?: PlatformRequirements;
 }
 
 export interface PlatformDefinition {
   name: string;
   userFriendlyName?: string;
   version: string;
+  /**
+   * The manager that runs: the first of `managers` until discovery chooses the backend for this host
+   * (src/discovery/backend.ts), then the chosen one.
+   */
   manager: ManagerDefinition;
+  /**
+   * Every backend, in file order (a single-manager definition has one). parseDefinition always fills it;
+   * optional so that a definition built by hand with only `manager` stays valid (it is then the one backend).
+   */
+  managers?: ManagerDefinition[];
   requires: PlatformRequirements;
   files: PlatformFile[];
   /** Absolute path of the platform folder the definition was read from. */

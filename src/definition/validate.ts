@@ -33,6 +33,8 @@ export interface OnDiskCheck {
   files: FileCheck[];
   /** Real path of the manager when it is sound. */
   manager?: string;
+  /** Real path of every sound manager, by its file name in the definition (several backends). */
+  managers: Record<string, string>;
   jobs: HashJob[];
 }
 
@@ -62,22 +64,28 @@ export function checkPlatformFiles(def: PlatformDefinition, dirReal: string, opt
   let manager: string | undefined;
 
   const seen = new Map<string, fs.Stats | null>();
-  const m = locateInside(dirReal, def.manager.fileName, 'manager', seen);
-  if (!m.ok) {
-    reasons.push(m.reason ?? {
-      code: 'MANAGER_MISSING',
-      message: `manager "${def.manager.fileName}" does not exist in the platform folder${m.errno !== 'ENOENT' ? ` (${m.errno})` : ''}`,
-    });
-  } else {
+  // Every backend's manager must be sound (the definition is one unit: install and verify check it whole).
+  const fileNames = [...new Set([def.manager.fileName, ...(def.managers ?? []).map((x) => x.fileName)])];
+  const managers: Record<string, string> = {};
+  for (const fileName of fileNames) {
+    const m = locateInside(dirReal, fileName, 'manager', seen);
+    if (!m.ok) {
+      reasons.push(m.reason ?? {
+        code: 'MANAGER_MISSING',
+        message: `manager "${fileName}" does not exist in the platform folder${m.errno !== 'ENOENT' ? ` (${m.errno})` : ''}`,
+      });
+      continue;
+    }
     const st = m.st;
     if (!st.isFile()) {
-      reasons.push({ code: 'MANAGER_NOT_REGULAR', message: `manager "${def.manager.fileName}" is not a regular file${st.isDirectory() ? ' (it is a folder)' : ''}` });
+      reasons.push({ code: 'MANAGER_NOT_REGULAR', message: `manager "${fileName}" is not a regular file${st.isDirectory() ? ' (it is a folder)' : ''}` });
     } else if (!isExecutable(m.real, st)) {
-      reasons.push({ code: 'MANAGER_NOT_EXECUTABLE', message: `manager "${def.manager.fileName}" is not executable (chmod +x it)` });
+      reasons.push({ code: 'MANAGER_NOT_EXECUTABLE', message: `manager "${fileName}" is not executable (chmod +x it)` });
     } else {
-      manager = m.real;
+      managers[fileName] = m.real;
     }
   }
+  manager = managers[def.manager.fileName];
 
   for (const f of def.files) {
     const check: FileCheck = { name: f.name, status: 'ok' };
@@ -125,7 +133,7 @@ export function checkPlatformFiles(def: PlatformDefinition, dirReal: string, opt
     check.status = 'pending';
     if (!opts.skipHash) jobs.push({ platform: def.name, check, stat: st, reasons });
   }
-  return { reasons, files, manager, jobs };
+  return { reasons, files, manager, managers, jobs };
 }
 
 function sha256Mismatch(name: string, actual: string, expected: string): Reason {

@@ -12,6 +12,7 @@ import { probeHost, withManagerVerdict, type HostInfo, type HostProbes, type Hyp
 import { resolveHostPlatforms, type PlatformDetectProbes } from '../host/platforms.js';
 import type { HypervisorName } from '../definition/types.js';
 import { evaluateRequirements } from './requirements.js';
+import { chooseBackend, noBackendReasons, readBackendOrder, type BackendChoice, type BackendOrder } from './backend.js';
 
 export type PlatformStatus = 'ok' | 'unsupported' | 'invalid';
 
@@ -41,8 +42,10 @@ export interface DiscoveredPlatform {
   warnings: string[];
   /** Per listed file: size and sha256 results. */
   files: FileCheck[];
-  /** The parsed definition (absent when the definition itself is broken). */
+  /** The parsed definition (absent when the definition itself is broken); its `manager` is the chosen backend. */
   definition?: PlatformDefinition;
+  /** Which backend would run here and why each other one would not (absent when the definition is broken). */
+  backend?: BackendChoice;
 }
 
 export interface DiscoveryResult {
@@ -92,6 +95,11 @@ export interface DiscoverOptions {
   /** Told the total before hashing starts, so a caller can decide whether to show progress. */
   onHashStart?: (bytesTotal: number, files: number) => void;
   signal?: AbortSignal;
+  /**
+   * The volunteer's backend order (backend names, most wanted first; or per platform). Default: the
+   * file `<data>/altplat/backend_order.json` when present; `false` = the definitions' own order.
+   */
+  backendOrder?: BackendOrder | false;
 }
 
 /** Errors that mean the data dir itself is unusable (the CLI exits 2 for them). */
@@ -141,8 +149,18 @@ export async function discoverPlatforms(opts: DiscoverOptions = {}): Promise<Dis
   // The QEMU manager's recorded timed-boot verdict overrides the probe (src/host/accel-verdict.ts);
   // a host or hwAccel probe pinned by the caller is taken as it is.
   const host = opts.host || opts.probes?.hwAccel ? await hostPromise : await withManagerVerdict(await hostPromise, dataDir);
+  const order = opts.backendOrder === false ? undefined : opts.backendOrder ?? readBackendOrder(dataDir, warnings);
   for (const s of scanned) {
-    if (s.definition) s.unsupported = evaluateRequirements(s.definition.requires, host);
+    if (!s.definition) continue;
+    s.unsupported = evaluateRequirements(s.definition.requires, host);
+    const { choice, manager } = chooseBackend(s.definition, host, order);
+    s.backend = choice;
+    if (manager) {
+      s.definition.manager = manager;
+      s.manager = s.managers?.[manager.fileName];
+    } else {
+      s.unsupported.push(...noBackendReasons(choice));
+    }
   }
 
   // Hash what the cache could not answer — skipping platforms already invalid for another reason,
@@ -170,14 +188,16 @@ export async function discoverPlatforms(opts: DiscoverOptions = {}): Promise<Dis
       version: s.parsed?.version ?? null,
       userFriendlyName: s.parsed?.userFriendlyName ?? null,
       manager: s.manager ?? null,
-      cpuModel: s.parsed?.cpuModel ?? null,
-      machineType: s.parsed?.machineType ?? null,
+      // The chosen backend's virtual CPU (the first manager's while none is chosen or the definition is broken).
+      cpuModel: s.definition?.manager.cpuModel ?? s.parsed?.cpuModel ?? null,
+      machineType: s.definition?.manager.machineType ?? s.parsed?.machineType ?? null,
       reasons,
       native,
       advertised: status === 'ok' && !native,
       warnings: s.parsed?.warnings ?? [],
       files: s.files,
       ...(s.definition ? { definition: s.definition } : {}),
+      ...(s.backend ? { backend: s.backend } : {}),
     };
   });
 
@@ -259,6 +279,9 @@ interface Scanned {
   parsed?: ParsedDefinition;
   definition?: PlatformDefinition;
   manager?: string;
+  /** Real paths of every sound manager, by file name. */
+  managers?: Record<string, string>;
+  backend?: BackendChoice;
   invalid: Reason[];
   unsupported: Reason[];
   files: FileCheck[];
@@ -298,6 +321,7 @@ function scanFolder(altDir: string, altReal: string, f: Folder, cache: HashCache
   s.files = disk.files;
   s.jobs = disk.jobs;
   s.manager = disk.manager;
+  s.managers = disk.managers;
   return s;
 }
 
@@ -318,6 +342,9 @@ export function discoveryToJson(r: DiscoveryResult) {
       native: p.native,
       advertised: p.advertised,
       warnings: p.warnings,
+      backend: p.backend
+        ? { chosen: p.backend.chosen, candidates: p.backend.candidates.map((c) => ({ name: c.name, status: c.status, reasons: c.reasons.map((x) => ({ code: x.code, message: x.message })) })) }
+        : { chosen: null, candidates: [] },
     })),
     advertised: r.advertised,
     hypervisors: r.host.hypervisors.filter((h): h is HypervisorInfo & { path: string } => h.path !== null)

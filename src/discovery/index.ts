@@ -31,3 +31,7 @@ export type { VerifyOptions, VerifyResult, VerifiedPlatform, Verdict } from './v
 
 export { patchSchedulerRequest, readRequestPlatforms, advertisedNames, alternatePlatformsXml } from '../scheduler/request.js';
 export type { PatchResult, RequestPlatforms } from '../scheduler/request.js';
+
+export { chooseBackend, orderedManagers, readBackendOrder, noBackendReasons, BACKEND_ORDER_FILE } from './backend.js';
+export type { BackendChoice, BackendCandidate, BackendOrder } from './backend.js';
+export type { ManagerDefinition, PlatformDefinition, PlatformRequirements } from '../definition/types.js';

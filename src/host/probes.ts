@@ -158,7 +158,8 @@ export function hypervisorCommand(name: HypervisorName, hostArch: string): { exe
     case 'virtualbox':
       return { exe: 'VBoxManage', args: ['--version'], anyExitCode: false };
     case 'docker':
-      return { exe: 'docker', args: ['--version'], anyExitCode: false };
+      // The server's version: a docker client without a reachable daemon cannot run anything.
+      return { exe: 'docker', args: ['version', '--format', 'Docker version {{.Server.Version}}'], anyExitCode: false };
     case 'podman':
       return { exe: 'podman', args: ['--version'], anyExitCode: false };
     case 'vmware':

@@ -72,6 +72,10 @@ export function renderTable(r: DiscoveryResult): string {
       reasons: [
         ...p.reasons.map((x) => `${x.code}: ${x.message}`),
         ...(p.native && p.status === 'ok' ? ['not advertised: the host runs this platform natively'] : []),
+        // Several backends: which one runs, and why each other one does not.
+        ...(p.backend && p.backend.candidates.length > 1 && p.status !== 'invalid'
+          ? p.backend.candidates.map((c) => `backend ${c.name}: ${c.status === 'chosen' ? 'chosen' : c.status === 'ok' ? 'usable (later in the order)' : c.reasons.map((x) => x.code).join(', ')}`)
+          : []),
         ...p.warnings.map((w) => `warning: ${w}`),
       ],
     }));

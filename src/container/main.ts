@@ -1,0 +1,44 @@
+/**
+ * Entry point of the container backend's manager (bundled into alt_platforms/<name>/image/
+ * container-manager.mjs by scripts/build-image.sh). Started by the client with cwd = the slot:
+ *   container_manager --config container_config.xml --working-dir <working copy> --platform <name>
+ * and, as the definition's <cleanup_cmdline>, after the client killed the manager's process group:
+ *   container_manager --cleanup        (cwd = the slot; removes the slot's container; exit 0)
+ */
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BoincApp } from '../ipc/app.js';
+import { cleanupSlot } from './cleanup.js';
+import { loadContainerConfig } from './config.js';
+import { Engine } from './engine.js';
+import { ContainerManager } from './manager.js';
+import { parseContainerManagerArgs } from './args.js';
+
+const stamp = () => new Date().toISOString().replace('T', ' ').slice(0, 19);
+const log = (line: string) => void process.stderr.write(`${stamp()} [altplat-container] ${line}\n`);
+
+/** The folder the bundle was started from: `<platform folder>/image/container-manager.mjs`. */
+function bundleFolder(): string {
+  return path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+}
+
+async function main(): Promise<void> {
+  const args = parseContainerManagerArgs(process.argv.slice(2), process.env, bundleFolder());
+  if (args.cleanup) {
+    const config = await loadContainerConfig(path.resolve(args.workingDir, args.configFile));
+    const removed = await cleanupSlot(new Engine(config.engine, config.engineConf), process.cwd());
+    log(`cleanup: ${removed.length ? `removed ${removed.join(', ')}` : 'no container of this slot'}`);
+    process.exit(0);
+  }
+  const app = await BoincApp.init({ log });
+  log(`platform ${args.platform ?? '?'}, working copy ${args.workingDir}`);
+  const manager = new ContainerManager({ ...args, slotDir: app.slotDir, app, log, exit: (code) => process.exit(code) });
+  await manager.run();
+}
+
+main().catch((e: unknown) => {
+  const err = e as { code?: string; message?: string; stack?: string };
+  log(`fatal: ${err.code ? `${err.code}: ` : ''}${err.message ?? String(e)}`);
+  if (!err.code && err.stack) log(err.stack);
+  process.exit(1);
+});
