@@ -3,7 +3,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TaskLifecycle } from '../src/tasks/runner.js';
+import { Batch } from './lifecycle-helpers.js';
 import { sweepOrphans } from '../src/container/cleanup.js';
 import { Engine } from '../src/container/engine.js';
 import { CONTAINERS_CONF, containersOf, PODMAN_FIRST, podman } from './container-fixture.js';
@@ -71,7 +71,7 @@ async function startCounter(result: string, steps: number, extra: Partial<Parame
   const d = await dataDir();
   const reply = makeQemuReply([{ result, platform: PLATFORM, program: COUNTER, commandLine: String(steps), ...extra }]);
   const { replyFile, filesDir } = writeQemuReply(d, reply);
-  const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+  const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
   let fraction = 0;
   lc.on('progress', (p: { fractionDone: number }) => { fraction = p.fractionDone; });
   const done = lc.run({ replyFile, filesDir });
@@ -172,7 +172,7 @@ describe('the container manager follows the client', () => {
     const first = await t.done;
     expect(first.results[0]).toMatchObject({ outcome: 'quit' });
     expect(state(t.d)?.status).toBe('paused');
-    const again = new TaskLifecycle({ dataDir: t.d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+    const again = new Batch({ dataDir: t.d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
     const { results } = await again.run({});
     expect(results[0]).toMatchObject({ name: 'ct_quit', outcome: 'success', exitStatus: 0 });
     expect(await t.output()).toBe(expectedCounter(40));

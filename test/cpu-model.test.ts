@@ -10,7 +10,7 @@ import { parseDefinition } from '../src/definition/parse.js';
 import { parseJob, serializeJob, type JobDescription } from '../src/job/jobfile.js';
 import { createOverlay, qemuArgs, startVm, type StartOptions } from '../src/manager/qemu.js';
 import { parseVmConfig } from '../src/manager/vm-config.js';
-import { TaskLifecycle } from '../src/tasks/runner.js';
+import { Batch } from './lifecycle-helpers.js';
 import { installReferencePlatform, makeQemuReply, platformConfig, QEMU_PROJECT, qemuPidsTagged, REPO, writeQemuReply } from './qemu-fixture.js';
 
 /**
@@ -184,7 +184,7 @@ describe('a checkpoint belongs to the CPU model it was taken on', () => {
     const { replyFile, filesDir } = writeQemuReply(d, makeQemuReply([{ result: 'cpu_ckpt', platform: 'x86_64-pc-linux-gnu', program: counter }]));
     const stateFile = path.join(d, 'slots', '0', 'altplat_manager_state.json');
     const state = () => { try { return JSON.parse(readFileSync(stateFile, 'utf8')) as { checkpoint?: string; cpuModel?: string; machine?: string }; } catch { return undefined; } };
-    const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+    const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
     const first = lc.run({ replyFile, filesDir });
     const deadline = Date.now() + 60_000;
     while (!state()?.checkpoint && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -194,7 +194,7 @@ describe('a checkpoint belongs to the CPU model it was taken on', () => {
 
     const defFile = path.join(dir, 'alt_platform.xml');
     writeFileSync(defFile, readFileSync(defFile, 'utf8').replaceAll('<cpu_model>Nehalem-v1</cpu_model>', '<cpu_model>Westmere-v1</cpu_model>'));
-    const { results } = await new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 }).run({});
+    const { results } = await new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 }).run({});
     expect(results[0], results[0]?.stderr).toMatchObject({ name: 'cpu_ckpt', outcome: 'success', exitStatus: 0 });
     expect(results[0]!.stderr).toMatch(/checkpoint altplat-ckpt-[ab] was taken on Nehalem-v1\/pc-q35-7\.2, the platform now runs Westmere-v1\/pc-q35-7\.2; starting over/);
     expect(results[0]!.stderr).not.toContain('restored checkpoint');

@@ -9,7 +9,7 @@ import { INVALID_CODES, UNSUPPORTED_CODES } from '../src/definition/reasons.js';
 import { discoverPlatforms, discoveryToJson, type DiscoveryResult } from '../src/discovery/discover.js';
 import { evaluateRequirements } from '../src/discovery/requirements.js';
 import type { HostInfo } from '../src/host/probes.js';
-import { isAltplatError } from '../src/errors.js';
+import { isAltplatError, type AltplatErrorCode } from '../src/errors.js';
 
 const run = promisify(execFile);
 const FIXTURES = path.resolve('fixtures/platforms');
@@ -106,7 +106,7 @@ describe('discovery rules', () => {
 
   it('a missing or non-folder data dir is an error with a code', async () => {
     for (const [dir, code] of [[path.join(tmp, 'nope'), 'DATA_DIR_MISSING'], [path.join(FIXTURES, 'expected.json'), 'DATA_DIR_NOT_A_FOLDER']]) {
-      await expect(discoverPlatforms({ dataDir: dir, host })).rejects.toSatisfy((e) => isAltplatError(e, code));
+      await expect(discoverPlatforms({ dataDir: dir, host })).rejects.toSatisfy((e) => isAltplatError(e, code as AltplatErrorCode));
     }
   });
 

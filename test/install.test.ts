@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { discoverPlatforms } from '../src/discovery/discover.js';
 import { installPlatform } from '../src/discovery/install.js';
 import { verifyPlatforms } from '../src/discovery/verify.js';
-import { isAltplatError } from '../src/errors.js';
+import { isAltplatError, type AltplatErrorCode } from '../src/errors.js';
 import type { HostInfo } from '../src/host/probes.js';
 
 const MAIN = path.resolve('src/cli/main.ts');
@@ -92,7 +92,7 @@ describe('installPlatform', () => {
   ])('refuses %s (%s) and installs nothing', async (fixture, code) => {
     const data = dataDir();
     const err = await installPlatform(source(fixture), { dataDir: data }).catch((e) => e);
-    expect(isAltplatError(err, code), String(err)).toBe(true);
+    expect(isAltplatError(err, code as AltplatErrorCode), String(err)).toBe(true);
     expect(fs.existsSync(path.join(data, 'alt_platforms')) ? fs.readdirSync(path.join(data, 'alt_platforms')) : []).toEqual([]);
   });
 
@@ -115,7 +115,7 @@ describe('installPlatform', () => {
       const src = source('good-minimal', 'good-minimal');
       fs.symlinkSync(target, path.join(src, 'extra'));
       const err = await installPlatform(src, { dataDir: data }).catch((e) => e);
-      expect(isAltplatError(err, code), String(err)).toBe(true);
+      expect(isAltplatError(err, code as AltplatErrorCode), String(err)).toBe(true);
       expect(fs.readdirSync(path.join(data, 'alt_platforms'))).toEqual([]);
       fs.rmSync(src, { recursive: true });
     }

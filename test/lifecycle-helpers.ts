@@ -5,7 +5,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { dataPaths } from '../src/paths.js';
-import { TaskLifecycle } from '../src/tasks/runner.js';
+import { AltplatClient, type AltplatClientOptions } from '../src/tasks/client.js';
+import { runBatch, type RunResult } from '../src/tasks/batch.js';
+import type { AltplatEvents } from '../src/tasks/events.js';
+import type { Spawner } from '../src/tasks/system.js';
+import { readVolunteerPrefs } from '../src/cli/prefs.js';
 
 /** Shared set-up for the lifecycle tests: a temp BOINC data dir, an installed alt platform, replies. */
 export const MASTER_URL = 'https://example.org/lctest/';
@@ -222,6 +226,64 @@ export async function setupAltTask(manager: string, results: ResultSpec[], share
   return { dataDir, platformDir, ...files, before: await treeStamp(platformDir), p: dataPaths(dataDir) };
 }
 
-/** A lifecycle for a Windows host (the Linux work goes through the alt platform) on the fast clock. */
-export const fastLifecycle = (dataDir: string) =>
-  new TaskLifecycle({ dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 20, clock: fastClock() });
+export interface BatchOptions {
+  dataDir: string;
+  hostPlatforms?: string[];
+  pollMs?: number;
+  maxTasks?: number;
+  clock?: () => number;
+  spawner?: Spawner;
+  probes?: AltplatClientOptions['probes'];
+  prefs?: AltplatClientOptions['prefs'];
+  /** Serve `altplat task` (sendTaskCommand) as `altplat run` does. */
+  controlSocket?: boolean;
+}
+
+/**
+ * `altplat run` in this process: AltplatClient.open + runBatch + close, with the listeners given
+ * before run() attached to the client (the tests' view of one run; what the CLI does, minus printing).
+ */
+export class Batch {
+  readonly paths: ReturnType<typeof dataPaths>;
+  client?: AltplatClient;
+  private readonly listeners: Array<(c: AltplatClient) => void> = [];
+
+  constructor(private readonly o: BatchOptions) {
+    this.paths = dataPaths(o.dataDir);
+  }
+
+  on<K extends keyof AltplatEvents & string>(event: K, fn: (p: AltplatEvents[K]) => void): this {
+    this.listeners.push((c) => c.on(event, fn));
+    if (this.client) this.client.on(event, fn);
+    return this;
+  }
+
+  /** `altplat task OP NAME`: resolves once the request is under way (not when it is carried out). */
+  async control(name: string, op: 'suspend' | 'resume' | 'quit' | 'abort'): Promise<void> {
+    const t = this.client?.task(name);
+    if (!t) throw new Error(`no task ${name}`);
+    const done = t[op]();
+    await Promise.race([done, new Promise((r) => setTimeout(r, 50))]);
+  }
+
+  async run(input: { replyFile?: string; filesDir?: string; masterUrl?: string } = {}): Promise<RunResult> {
+    // As the CLI: the volunteer's preference files, then what the test gives.
+    const prefs = { ...(await readVolunteerPrefs(this.o.dataDir)), ...this.o.prefs };
+    const c = await AltplatClient.open({
+      dataDir: this.o.dataDir, hostPlatforms: this.o.hostPlatforms, pollMs: this.o.pollMs, probes: this.o.probes, prefs,
+      system: { ...(this.o.clock ? { clock: this.o.clock } : {}), ...(this.o.spawner ? { spawn: this.o.spawner } : {}) },
+      controlSocket: this.o.controlSocket === false ? false : path.join(this.paths.state, 'control.sock'),
+    });
+    this.client = c;
+    for (const l of this.listeners) l(c);
+    try {
+      return await runBatch(c, { ...input, maxTasks: this.o.maxTasks });
+    } finally {
+      await c.close();
+    }
+  }
+}
+
+/** A batch for a Windows host (the Linux work goes through the alt platform) on the fast clock. */
+export const fastLifecycle = (dataDir: string, extra: Partial<BatchOptions> = {}) =>
+  new Batch({ dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 20, clock: fastClock(), ...extra });

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProcessState } from '../src/ipc/contract.js';
-import { sendTaskCommand } from '../src/tasks/control-socket.js';
+import { sendTaskCommand } from '../src/cli/control-socket.js';
 import { Journal } from '../src/tasks/journal.js';
 import { DEFAULT_TIME_BOUND_S, elapsedLimitMessage, maxElapsedTime, taskDiskUsage } from '../src/tasks/rsc-limits.js';
 import type { Assignment } from '../src/scheduler/reply-types.js';
@@ -43,7 +43,7 @@ describe('rsc limits of client/app_control.cpp with real processes', () => {
     const s = await setup([{ name: 'slow', input: 'forever', rscFpopsBound: 150e9 }]);
     const lc = lifecycle(s.dataDir);
     const states: ProcessState[] = [];
-    lc.on('progress', (p: { state: ProcessState }) => states.push(p.state));
+    lc.on('progress', (p) => states.push(p.state));
     const { results } = await lc.run({ replyFile: s.replyFile, filesDir: s.filesDir });
     expect(results[0]).toMatchObject({
       name: 'slow', outcome: 'aborted', exitStatus: 197, restarts: 0,
@@ -58,18 +58,18 @@ describe('rsc limits of client/app_control.cpp with real processes', () => {
   it('elapsed time survives a restart: a quit task resumes its limit from the journaled elapsed time', async () => {
     const s = await setup([{ name: 'resumed', input: 'forever', rscFpopsBound: 600e9 }]);
     const lc = lifecycle(s.dataDir);
-    lc.on('state', (e: { result: string; step: string }) => {
+    lc.on('state', (e) => {
       if (e.step === 'launched') setTimeout(() => void sendTaskCommand(s.p.state, { op: 'quit', result: 'resumed' }), 600);
     });
     const first = await lc.run({ replyFile: s.replyFile, filesDir: s.filesDir });
     expect(first.results[0]).toMatchObject({ outcome: 'quit' });
-    const journaled = (await Journal.open(s.p.state)).get('resumed')!.elapsed;
+    const journaled = (await Journal.open(s.p.state)).byName('resumed')[0]!.elapsed;
     expect(journaled).toBeGreaterThan(100); // 0.6 s of real time at 200x
     expect(journaled).toBeLessThan(600);
 
     const lc2 = lifecycle(s.dataDir);
     const seen: number[] = [];
-    lc2.on('progress', (p: { elapsed: number }) => seen.push(p.elapsed));
+    lc2.on('progress', (p) => seen.push(p.elapsed));
     const second = await lc2.run({});
     expect(second.results[0]).toMatchObject({
       outcome: 'aborted', exitStatus: 197, restarts: 1, reason: 'exceeded elapsed time limit 600.00 (600.00G/1.00G)',

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_DISK_INTERVAL, readCheckpointPeriod } from '../src/tasks/prefs.js';
+import { DEFAULT_DISK_INTERVAL, readCheckpointPeriod } from '../src/cli/prefs.js';
 
 describe('checkpoint period from the volunteer preferences (disk_interval)', () => {
   let dir: string;

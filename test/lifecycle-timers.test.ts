@@ -1,10 +1,9 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { sendTaskCommand } from '../src/tasks/control-socket.js';
-import { TaskLifecycle } from '../src/tasks/runner.js';
+import { sendTaskCommand } from '../src/cli/control-socket.js';
 import { buildBoincProgram } from './helpers/boinc-c.js';
-import { fastLifecycle, setupAltTask, treeStamp, type ResultSpec } from './lifecycle-helpers.js';
+import { Batch, fastLifecycle, setupAltTask, treeStamp, type ResultSpec } from './lifecycle-helpers.js';
 
 /**
  * BOINC's 60 s quit/abort and 300 s finish-file rules, with real processes and a fast clock: the
@@ -22,10 +21,10 @@ const lifecycle = fastLifecycle;
  * Resolve `ms` after the task's manager has printed its mode line to stderr.txt (it is then past
  * boinc_init and entering its main loop), however slow the machine is.
  */
-function whenRunning(lc: TaskLifecycle, name: string, ms = 200): Promise<void> {
+function whenRunning(lc: Batch, name: string, ms = 200): Promise<void> {
   return new Promise((resolve) => {
-    lc.on('state', (s: { result: string; step: string }) => {
-      if (s.result !== name || s.step !== 'launched') return;
+    lc.on('state', (s) => {
+      if (s.task !== name || s.step !== 'launched') return;
       const stderr = path.join(lc.paths.slotDir(0), 'stderr.txt');
       const poll = async () => {
         const text = await fsp.readFile(stderr, 'utf8').catch(() => '');
@@ -52,7 +51,7 @@ describe('timers of client/app_control.cpp with a fast clock', () => {
     const s = await setup([{ name: 'stubborn', input: 'ignore_quit' }]);
     const lc = lifecycle(s.dataDir);
     const exits: Array<{ signal: string | null }> = [];
-    lc.on('exit', (e: { signal: string | null }) => exits.push(e));
+    lc.on('exit', (e) => exits.push(e));
     void whenRunning(lc, 'stubborn').then(() => sendTaskCommand(s.p.state, { op: 'quit', result: 'stubborn' }));
     const first = await lc.run({ replyFile: s.replyFile, filesDir: s.filesDir });
     expect(first.results[0]).toMatchObject({ outcome: 'quit', reason: 'quit by altplat task', slot: 0 });
@@ -73,12 +72,13 @@ describe('timers of client/app_control.cpp with a fast clock', () => {
     expect(await treeStamp(s.platformDir)).toEqual(s.before);
   });
 
-  it('suspend and resume reach the BOINC-API app; it then finishes', async () => {
+  it('suspend and resume reach the BOINC-API app (leave_apps_in_memory); it then finishes', async () => {
     const s = await setup([{ name: 'long', input: 'success 30' }]);
-    const lc = lifecycle(s.dataDir);
+    // In memory because the volunteer says so: BOINC's default would remove a checkpointed app (see lifecycle-control).
+    const lc = lifecycle(s.dataDir, { prefs: { leaveAppsInMemory: true } });
     const fractions: number[] = [];
     let suspended = false;
-    lc.on('progress', (p: { fractionDone: number }) => { if (suspended) fractions.push(p.fractionDone); });
+    lc.on('progress', (p) => { if (suspended) fractions.push(p.fractionDone); });
     void whenRunning(lc, 'long', 200).then(async () => {
       expect(await sendTaskCommand(s.p.state, { op: 'suspend', result: 'long' })).toMatchObject({ ok: true, state: 'SUSPENDED' });
       await new Promise((r) => setTimeout(r, 500)); // let the app stop and its last status arrive
@@ -99,8 +99,8 @@ describe('timers of client/app_control.cpp with a fast clock', () => {
     const lc = lifecycle(s.dataDir);
     void whenRunning(lc, 'quick', 100).then(async () => {
       expect(await sendTaskCommand(s.p.state, { op: 'quit', result: 'nope' })).toMatchObject({ ok: false, code: 'TASK_UNKNOWN' });
-      // A second run on the same data dir is refused while this one holds the control socket.
-      await expect(lifecycle(s.dataDir).run({})).rejects.toMatchObject({ code: 'RUN_ALREADY_ACTIVE' });
+      // A second client on the same data dir is refused while this one has it open (its fcntl lock).
+      await expect(lifecycle(s.dataDir).run({})).rejects.toMatchObject({ code: 'DATA_DIR_IN_USE' });
     });
     await lc.run({ replyFile: s.replyFile, filesDir: s.filesDir });
     await expect(sendTaskCommand(s.p.state, { op: 'quit', result: 'quick' })).rejects.toMatchObject({ code: 'TASK_NO_RUNNER' });

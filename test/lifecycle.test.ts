@@ -4,11 +4,10 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseJob } from '../src/job/jobfile.js';
 import { dataPaths } from '../src/paths.js';
-import type { Spawner } from '../src/tasks/launch.js';
-import { TaskLifecycle, type LifecycleOptions } from '../src/tasks/runner.js';
+import type { Spawner } from '../src/tasks/system.js';
 import { buildBoincProgram } from './helpers/boinc-c.js';
 import {
-  exists, installAltPlatform, makeReply, PROJECT, tempDataDir, treeStamp, writeReply, type ResultSpec,
+  Batch, type BatchOptions, exists, installAltPlatform, makeReply, PROJECT, tempDataDir, treeStamp, writeReply, type ResultSpec,
 } from './lifecycle-helpers.js';
 
 const LINUX = 'x86_64-pc-linux-gnu';
@@ -18,17 +17,18 @@ beforeAll(async () => {
 });
 
 /** Install the BOINC-API test program as the alt platform's manager and run a reply through it. */
-async function runThroughAltPlatform(results: ResultSpec[], extra: Partial<LifecycleOptions> = {}, manager?: string) {
+async function runThroughAltPlatform(results: ResultSpec[], extra: Partial<BatchOptions> = {}, manager?: string) {
   const dataDir = await tempDataDir();
   const platformDir = await installAltPlatform(dataDir, { name: LINUX, manager: manager ?? app });
   const before = await treeStamp(platformDir);
   const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\necho research app\n'), results });
   const { replyFile, filesDir } = await writeReply(dataDir, reply);
-  const lc = new TaskLifecycle({
+  const lc = new Batch({
     dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50, maxTasks: 2, ...extra,
   });
   const steps: string[] = [];
-  lc.on('state', (s: { result: string; step: string }) => steps.push(`${s.result}:${s.step}`));
+  // Step changes only (a state event also reports scheduling changes at the same step).
+  lc.on('state', (s) => { if (steps.at(-1) !== `${s.task}:${s.step}`) steps.push(`${s.task}:${s.step}`); });
   const { results: reports } = await lc.run({ replyFile, filesDir });
   const byName = Object.fromEntries(reports.map((r) => [r.name, r]));
   const p = dataPaths(dataDir);
@@ -170,7 +170,7 @@ describe('a lifecycle failure', () => {
     await fsp.writeFile(path.join(dataDir, 'alt_platforms_working'), 'in the way');
     const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 'f1', input: 'success 1' }] });
     const { replyFile, filesDir } = await writeReply(dataDir, reply);
-    const lc = () => new TaskLifecycle({ dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50 });
+    const lc = () => new Batch({ dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50 });
     const first = await lc().run({ replyFile, filesDir });
     expect(first.results[0]).toMatchObject({ name: 'f1', outcome: 'compute_error', code: 'OWNED_DIR_NOT_REAL', slot: 0 });
     expect(first.results[0].reason).toContain('retried by the next run');
@@ -189,7 +189,7 @@ describe('host probes reach discovery', () => {
     await installAltPlatform(dataDir, { name: LINUX, manager: app, requires: '<hw_accel/>' });
     const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 'hw', input: 'success 1' }] });
     const { replyFile, filesDir } = await writeReply(dataDir, reply);
-    const lc = (usable: boolean) => new TaskLifecycle({
+    const lc = (usable: boolean) => new Batch({
       dataDir, hostPlatforms: ['windows_x86_64'], pollMs: 50,
       probes: { hwAccel: async () => ({ usable, detail: 'pinned by the test' }) },
     });

@@ -3,7 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TaskLifecycle } from '../src/tasks/runner.js';
+import { Batch } from './lifecycle-helpers.js';
 import {
   buildPi, installReferencePlatform, makeQemuReply, PI_BUILDS, PLATFORM_DIR, QEMU_PROJECT, qemuPidsTagged, sha256File, writeQemuReply,
 } from './qemu-fixture.js';
@@ -56,7 +56,7 @@ describe('the paper\'s program through the alt platforms (Windows host playing t
       },
     ]);
     const { replyFile, filesDir } = writeQemuReply(d, reply);
-    const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200, maxTasks: 2 });
+    const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200, maxTasks: 2 });
     const { results } = await lc.run({ replyFile, filesDir });
     const by = Object.fromEntries(results.map((r) => [r.name, r]));
     for (const [kind, file] of [['sse', sse], ['x87', x87]] as const) {
@@ -112,13 +112,13 @@ async function checkpointTag(slot: string): Promise<string | undefined> {
 }
 
 /** Starts one counter task through the lifecycle in this process; returns handles to steer it. */
-async function startCounter(result: string, steps: number) {
+async function startCounter(result: string, steps: number, prefs?: { leaveAppsInMemory: boolean }) {
   const d = await dataDir(['x86_64-pc-linux-gnu']);
   const reply = makeQemuReply([{ result, platform: 'x86_64-pc-linux-gnu', program: COUNTER, commandLine: String(steps), rscFpopsEst: 1e10 }]);
   const { replyFile, filesDir } = writeQemuReply(d, reply);
-  const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+  const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 200, prefs });
   let fraction = 0;
-  lc.on('progress', (p: { fractionDone: number }) => { fraction = p.fractionDone; });
+  lc.on('progress', (p) => { fraction = p.fractionDone; });
   const done = lc.run({ replyFile, filesDir });
   const slot = path.join(d, 'slots', '0');
   const qemuPid = () => until('the VM', () => qemuPidsTagged(result, root)[0]);
@@ -126,8 +126,10 @@ async function startCounter(result: string, steps: number) {
 }
 
 describe('the manager follows the client', () => {
-  it('suspend stops the guest (no progress, no CPU) and resume continues it', async () => {
-    const t = await startCounter('mt_suspend', 40);
+  it('suspend (leave_apps_in_memory) stops the guest (no progress, no CPU) and resume continues it', async () => {
+    // leave_apps_in_memory: with checkpoints every second the manager has checkpointed by now, and
+    // BOINC's default would remove it from memory (quit + restore) instead of pausing it.
+    const t = await startCounter('mt_suspend', 40, { leaveAppsInMemory: true });
     const pid = await t.qemuPid();
     await until('progress', () => t.fraction() > 0.1 || undefined);
     await t.lc.control('mt_suspend', 'suspend');
@@ -159,7 +161,7 @@ describe('the manager follows the client', () => {
     const tag = await checkpointTag(t.slot);
     expect(tag).toMatch(/^altplat-ckpt-[ab]$/);
 
-    const again = new TaskLifecycle({ dataDir: t.d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
+    const again = new Batch({ dataDir: t.d, hostPlatforms: ['windows_x86_64'], pollMs: 200 });
     const { results } = await again.run({});
     expect(results[0]).toMatchObject({ name: 'mt_quit', outcome: 'success', exitStatus: 0 });
     expect(await t.output()).toBe(expectedCounter(50));

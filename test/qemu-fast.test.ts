@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_STATE_DIR, keyMaterial, keyOf, prepareBootState } from '../src/manager/boot-state.js';
 import { loadVmConfig } from '../src/manager/vm-config.js';
-import { TaskLifecycle } from '../src/tasks/runner.js';
+import { Batch } from './lifecycle-helpers.js';
 import {
   buildPi, installReferencePlatform, makeQemuReply, PI_BUILDS, PLATFORM_DIR, QEMU_PROJECT, qemuPidsTagged, REPO, sha256File, writeQemuReply, type QemuJobSpec,
 } from './qemu-fixture.js';
@@ -49,7 +49,7 @@ async function run(d: string, jobs: QemuJobSpec[], env: Record<string, string> =
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {
-    const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100, maxTasks });
+    const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100, maxTasks });
     return (await lc.run({ replyFile, filesDir })) as unknown as Run;
   } finally {
     for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
@@ -158,7 +158,7 @@ describe('the saved booted state', () => {
     const d = await dataDir();
     const prog = Buffer.from('#!/bin/sh\necho survived\n');
     const { replyFile, filesDir } = writeQemuReply(d, makeQemuReply([{ result: 'qf_kill', platform: X64, program: prog }]));
-    const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100 });
+    const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100 });
     const done = lc.run({ replyFile, filesDir }) as unknown as Promise<Run>;
     const until = async <T>(what: string, fn: () => T | undefined, ms = 90_000): Promise<T> => {
       const end = Date.now() + ms;
@@ -182,7 +182,7 @@ describe('the saved booted state', () => {
 
     // 2. The manager, while the memory image is being written.
     const { replyFile: r2 } = writeQemuReply(d, makeQemuReply([{ result: 'qf_kill2', platform: X64, program: prog }]), 'reply2.xml');
-    const lc2 = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100 });
+    const lc2 = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100 });
     const done2 = lc2.run({ replyFile: r2, filesDir }) as unknown as Promise<Run>;
     const root = path.join(d, BOOT_STATE_DIR);
     const builder2 = await until('the builder VM', () => qemuPidsTagged('bootstate-', d)[0]);

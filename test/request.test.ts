@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { advertisedNames, alternatePlatformsXml, patchSchedulerRequest, readRequestPlatforms } from '../src/scheduler/request.js';
-import { isAltplatError } from '../src/errors.js';
+import { isAltplatError, type AltplatErrorCode } from '../src/errors.js';
 
 const DIR = path.resolve('fixtures/requests');
 const cases = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
@@ -49,7 +49,7 @@ describe('fixtures/requests: every case', () => {
         try {
           patchSchedulerRequest(input, names);
         } catch (e) {
-          expect(isAltplatError(e, c.error)).toBe(true);
+          expect(isAltplatError(e, c.error as AltplatErrorCode)).toBe(true);
           expect((e as Error).message.length).toBeGreaterThan(20);
         }
       });

@@ -144,3 +144,27 @@ describe('stopping tasks', () => {
     expect(await fsp.readdir(path.join(dataDir, 'slots'))).toEqual(['0']); // t1's slot, kept for resuming
   });
 });
+
+describe('altplat task on the client API', () => {
+  it('--project names the task; a queued task can be aborted (203, never started); --version', async () => {
+    const version = await runCli(['--version']);
+    expect(version.stdout.trim()).toBe(JSON.parse(await fsp.readFile('package.json', 'utf8')).version);
+    const dataDir = await tempDataDir();
+    await installAltPlatform(dataDir, { name: LINUX, manager: app });
+    const reply = makeReply({ platform: LINUX, mainProgram: Buffer.from('#!/bin/sh\n'), results: [{ name: 'k1', input: 'success 40' }, { name: 'k2', input: 'success 1' }] });
+    const { replyFile, filesDir } = await writeReply(dataDir, reply);
+    const run = startCli(['run', '--json', '--data-dir', dataDir, '--host-platform', 'windows_x86_64', '--files', filesDir, replyFile]);
+    await whenLaunched(dataDir, 'k1');
+    const task = (...args: string[]) => runCli(['task', '--data-dir', dataDir, ...args]);
+    const other = await task('--project', 'https://other.example.net/', 'quit', 'k1');
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('TASK_UNKNOWN');
+    const queued = await task('abort', 'k2'); // --max-tasks 1: k2 has not started
+    expect(queued.code, queued.stderr).toBe(0);
+    expect((await task('--project', 'https://example.org/lctest/', 'quit', 'k1')).stdout).toContain('state QUIT_PENDING');
+    const r = await run.done;
+    const byName = Object.fromEntries(JSON.parse(r.stdout).results.map((x: { name: string }) => [x.name, x]));
+    expect(byName.k1).toMatchObject({ outcome: 'quit' });
+    expect(byName.k2).toMatchObject({ outcome: 'aborted', exitStatus: 203, slot: null, reason: 'aborted by user' });
+  });
+});

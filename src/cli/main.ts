@@ -1,6 +1,9 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { isAltplatError } from '../errors.js';
+import { cliExitStatus, isAltplatError } from '../errors.js';
 import { registerList } from './commands/list.js';
 import { registerRequest } from './commands/request.js';
 import { registerRun } from './commands/run.js';
@@ -9,10 +12,25 @@ import { registerInstall } from './commands/install.js';
 import { registerVerify } from './commands/verify.js';
 import { UsageError } from './usage.js';
 
-/** `altplat` — exit codes: 0 done, 1 the work failed, 2 usage error or unreadable data dir. */
+/** The package's version: the nearest package.json above this file (dist/src/cli or src/cli). */
+export function packageVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++, dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'altplat' && pkg.version) return pkg.version;
+    } catch {
+      // not here; one level up
+    }
+  }
+  return 'unknown';
+}
+
+/** `altplat` — exit codes: 0 done, 1 the work failed, 2 usage error or unreadable data dir (src/errors.ts cliExitStatus). */
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('altplat')
     .description('Alternate platforms (VM images + manager) for a BOINC client')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -33,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (isAltplatError(e)) {
       process.stderr.write(`altplat: ${e.message} [${e.code}]\n`);
-      return 1;
+      return cliExitStatus(e.code);
     }
     process.stderr.write(`altplat: ${(e as Error).stack ?? String(e)}\n`);
     return 1;

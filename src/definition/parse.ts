@@ -1,4 +1,4 @@
-import { AltplatError } from '../errors.js';
+import { AltplatError, type AltplatErrorCode } from '../errors.js';
 import { cpuModelProblem, machineTypeProblem } from './cpu-baseline.js';
 import { checkRelativePath } from './paths.js';
 import { isSemver, isSemverRange } from './semver.js';
@@ -350,5 +350,5 @@ export function parseDefinitionOrThrow(text: string, opts: ParseDefinitionOption
   const parsed = parseDefinition(text, opts);
   if (parsed.definition) return parsed.definition;
   const first = parsed.reasons[0];
-  throw new AltplatError(first.code, parsed.reasons.map((x) => x.message).join('; '), { reasons: parsed.reasons });
+  throw new AltplatError(first.code as AltplatErrorCode, parsed.reasons.map((x) => x.message).join('; '), { reasons: parsed.reasons });
 }

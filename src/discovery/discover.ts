@@ -65,7 +65,7 @@ export interface DiscoveryResult {
 }
 
 export interface DiscoverOptions {
-  /** Data dir; default `BOINC_DATA_DIR`, else the OS default. */
+  /** Data dir; default the OS default (the library never reads BOINC_DATA_DIR; the CLI does). */
   dataDir?: string;
   /** Use this host description instead of probing. */
   host?: HostInfo;
@@ -121,7 +121,7 @@ export const PROBE_CACHE_FILE = path.join('altplat', 'probe-cache.json');
  */
 export async function discoverPlatforms(opts: DiscoverOptions = {}): Promise<DiscoveryResult> {
   const t0 = performance.now();
-  const dataDir = resolveDataDir(opts.dataDir);
+  const dataDir = resolveDataDir(opts.dataDir, {});
   checkDataDir(dataDir);
   const hostPromise = opts.host ? Promise.resolve(opts.host)
     : probeHost({

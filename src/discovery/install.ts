@@ -66,7 +66,7 @@ export async function installPlatform(source: string, opts: InstallOptions = {})
   // 1. The source must be a sound platform (bar the folder name, which becomes the definition's name).
   const def = validateSource(srcReal);
 
-  const dataDir = resolveDataDir(opts.dataDir);
+  const dataDir = resolveDataDir(opts.dataDir, {});
   checkDataDir(dataDir);
   const altDir = path.join(dataDir, ALT_PLATFORMS_DIR);
   await fs.promises.mkdir(altDir, { recursive: true });

@@ -17,10 +17,11 @@ export const LOCKFILE_TIMEOUT_PERIOD_MS = 35_000;
 /** How often the API checks that client_pid still exists (client_dead: every 10 s). */
 export const CLIENT_CHECK_SECS = 10;
 /** lib/error_numbers.h */
-export const EXIT_ABORTED_BY_CLIENT = 194;
+export { EXIT_ABORTED_BY_CLIENT } from '../boinc.js';
 /** lib/app_ipc.h (file names the client looks for) */
-export const BOINC_FINISH_CALLED_FILE = 'boinc_finish_called';
-export const TEMPORARY_EXIT_FILE = 'boinc_temporary_exit';
+export { FINISH_FILE as BOINC_FINISH_CALLED_FILE } from '../boinc.js';
+export { TEMPORARY_EXIT_FILE } from '../boinc.js';
+import { EXIT_ABORTED_BY_CLIENT, FINISH_FILE as BOINC_FINISH_CALLED_FILE, TEMPORARY_EXIT_FILE } from '../boinc.js';
 export const LOCK_BUSY_DELAY_SEC = 600;
 export const LOCK_BUSY_REASON = 'Waiting to acquire slot directory lock.  Another instance may be running.';
 

@@ -13,7 +13,8 @@ import { defaultProxyInfo, parseProxyInfo, proxyInfoXml, type ProxyInfo } from '
  * numbers formatted as it formats them (%d / %f), so the real API and a TypeScript manager read
  * the same file.
  */
-export const INIT_DATA_FILE = 'init_data.xml'; // lib/app_ipc.h INIT_DATA_FILE
+export { INIT_DATA_FILE } from '../boinc.js'; // lib/app_ipc.h INIT_DATA_FILE, defined once
+import { INIT_DATA_FILE } from '../boinc.js';
 /** lib/app_ipc.h DEFAULT_CHECKPOINT_PERIOD */
 export const DEFAULT_CHECKPOINT_PERIOD = 300;
 

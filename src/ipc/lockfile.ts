@@ -69,12 +69,15 @@ export class SlotLock {
     return this.helper !== undefined;
   }
 
-  /** FILE_LOCK::unlock: give the lock up and delete the file. */
-  async unlock(): Promise<void> {
+  /**
+   * FILE_LOCK::unlock: give the lock up and delete the file. `keepFile` leaves the file (a lock that
+   * others may be waiting to take on the same inode, such as the client's data-dir lock).
+   */
+  async unlock(opts: { keepFile?: boolean } = {}): Promise<void> {
     const helper = this.helper;
     if (!helper) return;
     this.helper = undefined;
-    await fsp.rm(this.file, { force: true });
+    if (!opts.keepFile) await fsp.rm(this.file, { force: true });
     const exited = helper.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => helper.once('exit', () => r()));
     // While we wait, the helper must count as pending work, or Node may end the process first.
     helper.ref();

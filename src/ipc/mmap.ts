@@ -13,7 +13,8 @@ import { AltplatError, errnoCode } from '../errors.js';
  * checks this against the real libboinc-api. (It would not hold for Windows, where BOINC uses a named
  * file mapping instead of a file.)
  */
-export const MMAP_FILE_NAME = 'boinc_mmap_file'; // lib/app_ipc.h MMAPPED_FILE_NAME
+export { MMAP_FILE_NAME } from '../boinc.js'; // lib/app_ipc.h MMAPPED_FILE_NAME, defined once
+import { MMAP_FILE_NAME } from '../boinc.js';
 export const MSG_CHANNEL_SIZE = 1024; // lib/app_ipc.h
 export const SHARED_MEM_SIZE = 8 * MSG_CHANNEL_SIZE; // sizeof(SHARED_MEM)
 /** Longest text a channel carries: strlcpy(buf+1, msg, MSG_CHANNEL_SIZE-1) keeps 1022 chars + NUL. */

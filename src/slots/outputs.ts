@@ -7,8 +7,9 @@ import { md5RegularFile, projectRoots } from './files.js';
 import { slotPath, STDERR_FILE } from './setup.js';
 
 /** lib/error_numbers.h */
-export const ERR_FILE_TOO_BIG = -131;
-export const ERR_NOT_FOUND = -161;
+import { ERR_FILE_TOO_BIG, ERR_NOT_FOUND } from '../boinc.js';
+
+export { ERR_FILE_TOO_BIG, ERR_NOT_FOUND };
 /** client/app_control.cpp read_stderr_file keeps the last 63 KB of stderr.txt. */
 export const STDERR_TAIL_BYTES = 63 * 1024;
 

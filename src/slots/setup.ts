@@ -8,13 +8,12 @@ import { appendNoFollow, assertRealDirInside, ensureOwnedDir } from '../util/own
 import { projectRoots, verifyProjectFile } from './files.js';
 
 /** Slot file names, as lib/filesys.h / lib/app_ipc.h spell them. */
-/** Not written by 7.20.5; BOINC 8.x's client/app_start.cpp setup_slot_dir writes it once the slot is filled (async copies). */
-export const SETUP_COMPLETE_FILE = 'boinc_setup_complete';
-export const STDERR_FILE = 'stderr.txt';
-export const FINISH_FILE = 'boinc_finish_called';
-export const TEMPORARY_EXIT_FILE = 'boinc_temporary_exit';
-export const INIT_DATA_FILE = 'init_data.xml';
-export const MMAP_FILE = 'boinc_mmap_file';
+import { FINISH_FILE, INIT_DATA_FILE, MMAP_FILE_NAME, SETUP_COMPLETE_FILE, STDERR_FILE, TEMPORARY_EXIT_FILE } from '../boinc.js';
+
+// BOINC's slot file names are defined once, in src/boinc.ts. (SETUP_COMPLETE_FILE: not written by 7.20.5;
+// BOINC 8.x's client/app_start.cpp setup_slot_dir writes it once the slot is filled, for async copies.)
+export { FINISH_FILE, INIT_DATA_FILE, SETUP_COMPLETE_FILE, STDERR_FILE, TEMPORARY_EXIT_FILE };
+export const MMAP_FILE = MMAP_FILE_NAME;
 
 /**
  * The one-line soft-link file BOINC writes in place of a symlink (client/file_names.cpp make_soft_link):

@@ -1,13 +1,9 @@
 import { constants as osc } from 'node:os';
 import { ProcessState } from '../ipc/contract.js';
 
-/** Exit codes and error numbers (lib/error_numbers.h). */
-export const EXIT_ABORTED_BY_CLIENT = 194;
-export const EXIT_ABORTED_BY_PROJECT = 202;
-export const EXIT_ABORTED_VIA_GUI = 203;
-export const EXIT_UNKNOWN = 204;
-export const ERR_TOO_MANY_EXITS = -226;
-export const ERR_RESULT_START = -185;
+import { EXIT_ABORTED_BY_CLIENT, EXIT_UNKNOWN, ERR_TOO_MANY_EXITS } from '../boinc.js';
+
+export { EXIT_ABORTED_BY_CLIENT, EXIT_ABORTED_BY_PROJECT, EXIT_ABORTED_VIA_GUI, EXIT_UNKNOWN, ERR_TOO_MANY_EXITS, ERR_RESULT_START } from '../boinc.js';
 /** client/client_state.h */
 export const QUIT_TIMEOUT_S = 60;
 export const ABORT_TIMEOUT_S = 60;

@@ -18,16 +18,35 @@ const JOURNAL_VERSION = 1;
  */
 export type TaskStep = 'assigned' | 'slot_chosen' | 'slot_ready' | 'working_copy' | 'launched' | 'exited' | 'finished' | 'done';
 
+/** BOINC keys a task by (project URL, result name): `boinccmd --task URL NAME`. */
+export interface TaskKey {
+  masterUrl: string;
+  resultName: string;
+}
+
+const keyText = (k: TaskKey) => `${k.masterUrl}\n${k.resultName}`;
+
 export interface TaskRecord {
   resultName: string;
+  /** The project's identity as the client gave it (`accept(reply, {masterUrl})`); equals assignment.masterUrl. */
+  masterUrl: string;
   assignment: Assignment;
   step: TaskStep;
   slot?: number;
   workingCopy?: { dir: string; platformDir: string; shared: SharedFileStamp[] };
-  /** The running manager (or native program) and its process group, to kill an orphan after a crash. */
-  /** The manager's file and cmdline when the working copy was made (so a restart does not need discovery). */
+  /**
+   * The manager (backend) the working copy was made for: name (`manager.name ?? manager.fileName`),
+   * file, cmdline and opt-in cleanup cmdline, so a relaunch or a recovery uses the same one without
+   * discovery, even if the definition changed since.
+   */
+  managerName?: string;
   managerFile?: string;
   managerCmdline?: string;
+  managerCleanupCmdline?: string;
+  /** The backend's virtual CPU and machine type (issue 12), for the job file of every relaunch. */
+  managerCpuModel?: string;
+  managerMachineType?: string;
+  /** The running manager (or native program) and its process group, to kill an orphan after a crash. */
   pid?: number;
   pgid?: number;
   /** Premature and temporary exits since the last checkpoint (client/app_control.cpp). */
@@ -41,6 +60,12 @@ export interface TaskRecord {
   projectAbort?: boolean;
   /** Set when the task was quit (by `altplat task quit` or SIGINT): resumable by the next run. */
   quitRequested?: boolean;
+  /** Suspended by the embedder (BOINC: suspended via the GUI); never launched until resumed. Survives a restart. */
+  suspended?: boolean;
+  /** The suspend removed it from memory (BOINC ACTIVE_TASK::preempt): resume() launches it again. */
+  removedBySuspend?: boolean;
+  /** Elapsed time at the last checkpoint (BOINC's checkpoint_elapsed_time); 0 = never checkpointed. */
+  checkpointElapsed?: number;
   /** How the last run ended when it ended the task (journaled at 'exited'), so recovery never relaunches it. */
   decision?: Exclude<ExitDecision, { kind: 'restart' }>;
   finishMessage?: string;
@@ -84,13 +109,22 @@ export class Journal {
       if (parsed.version !== JOURNAL_VERSION || !Array.isArray(parsed.tasks)) {
         throw new AltplatError('JOURNAL_VERSION', `task journal ${j.file} has an unknown format (version ${String(parsed.version)})`);
       }
-      for (const t of parsed.tasks) j.tasks.set(t.resultName, t);
+      // Records written before the key had the URL take it from their assignment.
+      for (const t of parsed.tasks) {
+        t.masterUrl ??= t.assignment.masterUrl;
+        j.tasks.set(keyText(t), t);
+      }
     }
     return j;
   }
 
-  get(name: string): TaskRecord | undefined {
-    return this.tasks.get(name);
+  get(masterUrl: string, name: string): TaskRecord | undefined {
+    return this.tasks.get(keyText({ masterUrl, resultName: name }));
+  }
+
+  /** Every record of that result name (two projects may use the same name). */
+  byName(name: string): TaskRecord[] {
+    return this.all().filter((t) => t.resultName === name);
   }
 
   all(): TaskRecord[] {
@@ -102,20 +136,49 @@ export class Journal {
     return this.all().filter((t) => t.step !== 'done' && t.step !== 'finished');
   }
 
+  /** Add new records with one write (accept() of a reply: one fsync, not one per result). Known keys are kept. */
+  async addAll(inits: Array<Omit<TaskRecord, 'updatedAt'>>): Promise<TaskRecord[]> {
+    const run = async (): Promise<TaskRecord[]> => {
+      const now = new Date().toISOString();
+      const out: TaskRecord[] = [];
+      const known = new Set(inits.map(keyText).filter((k) => this.tasks.has(k)));
+      for (const init of inits) {
+        const k = keyText(init);
+        const rec = this.tasks.get(k) ?? { ...init, updatedAt: now };
+        this.tasks.set(k, rec);
+        out.push(rec);
+      }
+      if (inits.length > 0) {
+        try {
+          await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+        } catch (e) {
+          // Not on disk, so not in memory either (as update()).
+          for (const init of inits) if (!known.has(keyText(init))) this.tasks.delete(keyText(init));
+          throw e;
+        }
+      }
+      return out;
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.then(() => undefined, () => undefined);
+    return p;
+  }
+
   /** Apply `patch` to a record (creating it with `init`) and persist the whole journal before returning. */
-  async update(name: string, patch: Partial<TaskRecord>, init?: Omit<TaskRecord, 'updatedAt'>): Promise<TaskRecord> {
+  async update(key: TaskKey, patch: Partial<TaskRecord>, init?: Omit<TaskRecord, 'updatedAt'>): Promise<TaskRecord> {
+    const k = keyText(key);
     const run = async (): Promise<TaskRecord> => {
-      const old = this.tasks.get(name) ?? (init ? { ...init, updatedAt: '' } : undefined);
-      if (!old) throw new AltplatError('JOURNAL_NO_TASK', `no task ${name} in the journal`);
+      const old = this.tasks.get(k) ?? (init ? { ...init, updatedAt: '' } : undefined);
+      if (!old) throw new AltplatError('JOURNAL_NO_TASK', `no task ${key.resultName} of ${key.masterUrl} in the journal`);
       const next: TaskRecord = { ...old, ...patch, updatedAt: new Date().toISOString() };
-      const prev = this.tasks.get(name);
-      this.tasks.set(name, next);
+      const prev = this.tasks.get(k);
+      this.tasks.set(k, next);
       try {
         await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
       } catch (e) {
         // i9a: not on disk, so not in memory either (a full disk must not leave a task only half taken on).
-        if (prev) this.tasks.set(name, prev);
-        else this.tasks.delete(name);
+        if (prev) this.tasks.set(k, prev);
+        else this.tasks.delete(k);
         throw e;
       }
       return next;

@@ -4,9 +4,7 @@ import { errnoCode } from '../errors.js';
 import type { Assignment } from '../scheduler/reply-types.js';
 import type { SharedFileStamp } from '../slots/working-copy.js';
 
-/** lib/error_numbers.h */
-export const EXIT_DISK_LIMIT_EXCEEDED = 196;
-export const EXIT_TIME_LIMIT_EXCEEDED = 197;
+export { EXIT_DISK_LIMIT_EXCEEDED, EXIT_TIME_LIMIT_EXCEEDED } from '../boinc.js';
 /** client/client_state.h: a bound under MIN_TIME_BOUND seconds is replaced by DEFAULT_TIME_BOUND (12 h). */
 export const MIN_TIME_BOUND_S = 120;
 export const DEFAULT_TIME_BOUND_S = 12 * 3600;

@@ -4,7 +4,7 @@ import type { InitData } from '../ipc/init-data.js';
 import { projectSpecificPrefs } from '../prefs/account.js';
 import type { JobDescription } from '../job/jobfile.js';
 import type { Assignment, ReplyFileRef } from '../scheduler/reply-types.js';
-import { STDERR_FILE } from '../slots/setup.js';
+import { STDERR_FILE } from '../boinc.js';
 import { splitCommandLine, taskCommandLine } from './cmdline.js';
 import type { LaunchSpec } from './launch.js';
 import type { TaskRecord } from './journal.js';
@@ -38,11 +38,12 @@ const mainProgram = (a: Assignment): ReplyFileRef => a.appVersion.fileRefs.find(
 /**
  * client/app_start.cpp (Unix) ACTIVE_TASK::start: exec `../../projects/X/app` — argv[0] relative to the
  * slot, as BOINC passes it — with LD_LIBRARY_PATH prefixed by `../../projects/X:.:../..` (relative "in
- * case higher-level dirs are not readable to the account under which app runs").
+ * case higher-level dirs are not readable to the account under which app runs"), then the inherited one
+ * (the system's app environment, never process.env itself).
  */
-export function nativeLaunchSpec(a: Assignment, slotDir: string, projectDir: string, dataDir: string): LaunchSpec {
+export function nativeLaunchSpec(a: Assignment, slotDir: string, projectDir: string, dataDir: string, inheritedLd?: string): LaunchSpec {
   const rel = (p: string) => path.relative(slotDir, p) || '.';
-  const ld = [rel(projectDir), '.', rel(dataDir), process.env.LD_LIBRARY_PATH].filter((s) => s).join(':');
+  const ld = [rel(projectDir), '.', rel(dataDir), inheritedLd].filter((s) => s).join(':');
   return {
     exe: rel(path.join(projectDir, mainProgram(a).fileName)),
     args: splitCommandLine(taskCommandLine(a.workunit.commandLine, a.appVersion.cmdline)),

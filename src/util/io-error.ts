@@ -15,7 +15,7 @@ const WHY: Record<string, string> = {
 export function ioError(e: unknown, doing: string): AltplatError {
   if (e instanceof AltplatError) return e;
   const errno = errnoCode(e);
-  const code = errno ? `IO_${errno}` : 'IO_ERROR';
+  const code: `IO_${string}` = errno ? `IO_${errno}` : 'IO_ERROR';
   const why = errno && WHY[errno] ? WHY[errno] : (e as Error)?.message ?? String(e);
   return new AltplatError(code, `${doing}: ${why}`, { errno }, { cause: e });
 }

@@ -19,7 +19,7 @@ export interface ParseXmlOptions {
   /** Tags that may repeat and therefore always come back as arrays. */
   arrayTags?: readonly string[];
   /** Reason-code prefix, e.g. `DEF` gives DEF_TOO_LARGE, DEF_DOCTYPE, DEF_NOT_WELL_FORMED. */
-  codePrefix: string;
+  codePrefix: import('../errors.js').XmlCodePrefix;
 }
 
 const DOCTYPE_OR_ENTITY = /<!\s*(DOCTYPE|ENTITY)/i;

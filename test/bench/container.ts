@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../../src/container/engine.js';
-import { TaskLifecycle } from '../../src/tasks/runner.js';
+import { Batch } from '../lifecycle-helpers.js';
 import { CONTAINERS_CONF, containersOf, PODMAN_FIRST } from '../container-fixture.js';
 import { buildPlainC } from '../helpers/boinc-c.js';
 import { installReferencePlatform, makeQemuReply, QEMU_FIRST, QEMU_PROJECT, REPO, writeQemuReply } from '../qemu-fixture.js';
@@ -31,7 +31,7 @@ async function runTask(mode: Mode, program: Buffer, commandLine = '', tag = 'b')
   const result = `bench_${mode}_${tag}`;
   const reply = makeQemuReply([{ result, platform: X64, program, commandLine }]);
   const { replyFile, filesDir } = writeQemuReply(d, reply);
-  const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100 });
+  const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100 });
   const t0 = performance.now();
   const { results } = await lc.run({ replyFile, filesDir });
   const ms = performance.now() - t0;
@@ -81,7 +81,7 @@ export const sections: BenchSection[] = [
       installReferencePlatform(d, X64, PODMAN_FIRST);
       const reply = makeQemuReply([{ result: 'bench_pause', platform: X64, program: Buffer.from('#!/bin/sh\nwhile :; do usleep 10000; done\n') }]);
       const { replyFile, filesDir } = writeQemuReply(d, reply);
-      const lc = new TaskLifecycle({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100 });
+      const lc = new Batch({ dataDir: d, hostPlatforms: ['windows_x86_64'], pollMs: 100 });
       const done = lc.run({ replyFile, filesDir });
       const status = async () => { const n = containersOf(d)[0]; return n ? (await engine.inspect(n))?.status : undefined; };
       while ((await status()) !== 'running') await new Promise((r) => setTimeout(r, 50));

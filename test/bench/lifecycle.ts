@@ -5,7 +5,10 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { PlatformDefinition } from '../../src/definition/types.js';
 import { dataPaths } from '../../src/paths.js';
-import { TaskLifecycle } from '../../src/tasks/runner.js';
+import { Batch, MASTER_URL } from '../lifecycle-helpers.js';
+import { AltplatClient } from '../../src/tasks/client.js';
+import { parseSchedulerReply } from '../../src/scheduler/reply.js';
+import { performance } from 'node:perf_hooks';
 import { createWorkingCopy, removeWorkingCopy } from '../../src/slots/working-copy.js';
 import { installAltPlatform, makeReply, tempDataDir, writeReply } from '../lifecycle-helpers.js';
 import { medianMs, printLine, type BenchSection } from './harness.js';
@@ -101,11 +104,11 @@ const overheadSection: BenchSection = {
       let i = 0;
       const task = await medianMs(async () => {
         const { dataDir, replyFile, filesDir } = prepared[i++];
-        const lc = new TaskLifecycle({ dataDir, hostPlatforms: ['windows_x86_64'] });
+        const lc = new Batch({ dataDir, hostPlatforms: ['windows_x86_64'], controlSocket: false });
         const { results } = await lc.run({ replyFile, filesDir });
         if (results[0]?.outcome !== 'success') throw new Error(`no-op task ended ${results[0]?.outcome}: ${results[0]?.reason}`);
       }, 5);
-      printLine({ name: 'one no-op task through TaskLifecycle.run', value: task, baseline: direct,
+      printLine({ name: 'one no-op task through runBatch (open, discover, accept, run, close)', value: task, baseline: direct,
         note: `discovery, reply, journal fsyncs, slot, working copy, launch, cleanup; ${os.cpus().length} shared cores` });
     } finally {
       await fsp.rm(root, { recursive: true, force: true });
@@ -113,4 +116,77 @@ const overheadSection: BenchSection = {
   },
 };
 
-export const sections: BenchSection[] = [stagingSection, overheadSection];
+/**
+ * The embedding API (issue 8): one no-op task through an open client (accept → start → result), and
+ * accept() of a reply with 1,000 results, each against its baseline measured here.
+ */
+const apiSection: BenchSection = {
+  title: 'client API: one no-op task, and accept() of 1,000 results',
+  run: async () => {
+    const root = await tempDataDir('altplat-bench-api-');
+    try {
+      const noop = Buffer.from("#!/bin/sh\nprintf '0\\n' > boinc_finish_called\n");
+      const direct = await (async () => {
+        const file = path.join(root, 'noop.sh');
+        await fsp.writeFile(file, noop, { mode: 0o755 });
+        await fsp.mkdir(path.join(root, 'direct'));
+        return medianMs(() => new Promise<void>((resolve, reject) => {
+          const c = spawn(file, [], { cwd: path.join(root, 'direct'), stdio: 'ignore' });
+          c.on('error', reject);
+          c.on('exit', () => resolve());
+        }), 9);
+      })();
+      const dataDir = path.join(root, 'data');
+      const proj = path.join(dataDir, 'projects', 'example.org_lctest');
+      await fsp.mkdir(proj, { recursive: true });
+      const replies: string[] = [];
+      for (let k = 0; k < 8; k++) {
+        const r = makeReply({ platform: LINUX, mainProgram: noop, results: [{ name: `noop${k}`, input: 'x', optionalOutput: true }] });
+        for (const [n, b] of Object.entries(r.files)) await fsp.writeFile(path.join(proj, n), b, { mode: 0o755 });
+        replies.push(r.xml);
+      }
+      const client = await AltplatClient.open({ dataDir, hostPlatforms: [LINUX] });
+      await client.discover();
+      let i = 0;
+      const task = await medianMs(async () => {
+        const { tasks } = await client.accept(replies[i++]!, { masterUrl: MASTER_URL });
+        await tasks[0]!.start();
+        const r = await tasks[0]!.result;
+        if (r.outcome !== 'success') throw new Error(`no-op task ended ${r.outcome}: ${r.reason}`);
+      }, 7);
+      printLine({ name: 'one no-op task through the API (accept, start, result)', value: task, baseline: direct, goal: '<= 10x',
+        note: 'native; journal fsyncs, slot set-up, init_data.xml, mmap, launch, exit rules, outputs, cleanup' });
+      await client.close();
+
+      // 1,000 results in one reply; their inputs are in the project dir (as after downloading).
+      const big = makeReply({ platform: LINUX, mainProgram: noop, results: Array.from({ length: 1000 }, (_, k) => ({ name: `r${k}`, input: `in ${k}` })) });
+      const dirs: string[] = [];
+      for (let k = 0; k < 4; k++) {
+        const d = path.join(root, `big${k}`);
+        const p = path.join(d, 'projects', 'example.org_lctest');
+        await fsp.mkdir(p, { recursive: true });
+        for (const [n, b] of Object.entries(big.files)) await fsp.writeFile(path.join(p, n), b, { mode: 0o755 });
+        dirs.push(d);
+      }
+      const parse = await medianMs(() => parseSchedulerReply(big.xml, { host: [LINUX], alt: [] }), 5);
+      let j = 0;
+      const accept = await medianMs(async () => {
+        const c = await AltplatClient.open({ dataDir: dirs[j++]!, hostPlatforms: [LINUX] });
+        await c.discover();
+        const t0 = performance.now();
+        const { tasks } = await c.accept(big.xml, { masterUrl: MASTER_URL });
+        acceptOnly.push(performance.now() - t0);
+        if (tasks.length !== 1000) throw new Error(`accepted ${tasks.length}`);
+        await c.close();
+      }, 3);
+      acceptOnly.sort((a, b) => a - b);
+      printLine({ name: 'accept() of a reply with 1,000 results', value: acceptOnly[Math.floor(acceptOnly.length / 2)]!, baseline: parse,
+        note: `parse, identity, 1,000 input checks (md5), one journal write; with open+discover+close ${accept.toFixed(0)} ms` });
+    } finally {
+      await fsp.rm(root, { recursive: true, force: true });
+    }
+  },
+};
+const acceptOnly: number[] = [];
+
+export const sections: BenchSection[] = [stagingSection, overheadSection, apiSection];

@@ -17,6 +17,7 @@
  *   forever          run (sleeping) until the client aborts or quits it (elapsed time limit)
  *   disk N           write N bytes to "out" (through its soft link: the project dir), then run until
  *                    the client aborts or quits it (disk usage limit)
+ *   wait_go N        without checkpointing, wait until a file "go" appears in the slot; then as success N
  * Progress is kept in "ckpt" in the slot so a restarted run resumes.
  */
 #include <signal.h>
@@ -63,6 +64,14 @@ int main(int argc, char** argv) {
     write_int("runs", runs);
     fprintf(stderr, "lifecycle_app: mode %s run %d argc %d\n", mode, runs, argc);
     for (int i = 1; i < argc; i++) fprintf(stderr, "arg %d: %s\n", i, argv[i]);
+    fprintf(stderr, "lifecycle_app: pid %d\n", (int)getpid());
+    APP_INIT_DATA aid;
+    boinc_get_init_data(aid);
+    fprintf(stderr, "lifecycle_app: checkpoint_period %.0f\n", aid.checkpoint_period);
+    if (!strcmp(mode, "wait_go")) {
+        while (access("go", F_OK) != 0) boinc_sleep(0.05);
+        strcpy(mode, "success");
+    }
 
     if (!strcmp(mode, "success")) {
         int step = read_int("ckpt", 0);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../usage.js';
+import { resolveDataDir } from '../../paths.js'; // the CLI reads BOINC_DATA_DIR; the library never does
 
 interface InstallFlags {
   dataDir?: string;
@@ -29,7 +30,7 @@ export function registerInstall(program: Command): void {
       let result;
       try {
         result = await installPlatform(source, {
-          dataDir: flags.dataDir,
+          dataDir: resolveDataDir(flags.dataDir),
           force: flags.force,
           onStart: (total) => bar.start(total, 'copying and hashing'),
           onProgress: (done, file) => bar.update(done, file),
@@ -44,7 +45,7 @@ export function registerInstall(program: Command): void {
       process.stdout.write(`${result.replaced ? 'replaced' : 'installed'} ${result.name} ${result.version} in ${result.dir}: ` +
         `${result.files} files, ${mib} MiB, ${result.verified} listed file${result.verified === 1 ? '' : 's'} verified (size and sha256 as listed)\n`);
       for (const w of result.warnings) process.stderr.write(`altplat: warning: ${w}\n`);
-      const after = await discoverPlatforms({ dataDir: flags.dataDir, only: [result.name] });
+      const after = await discoverPlatforms({ dataDir: resolveDataDir(flags.dataDir), only: [result.name] });
       const p = after.platforms[0];
       if (p) {
         const how = p.status === 'ok'

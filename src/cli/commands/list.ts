@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { DiscoveryResult } from '../../discovery/discover.js';
 import { UsageError } from '../usage.js';
+import { resolveDataDir } from '../../paths.js'; // the CLI reads BOINC_DATA_DIR; the library never does
 
 interface ListOptions {
   dataDir?: string;
@@ -40,7 +41,7 @@ async function scan(opts: ListOptions): Promise<DiscoveryResult> {
   ]);
   const bar = await terminalProgress();
   try {
-    return await discoverPlatforms({ dataDir: opts.dataDir, hostPlatform: opts.hostPlatform, ...hashCallbacks(bar) });
+    return await discoverPlatforms({ dataDir: resolveDataDir(opts.dataDir), hostPlatform: opts.hostPlatform, ...hashCallbacks(bar) });
   } catch (e) {
     if (isAltplatError(e) && (DATA_DIR_ERRORS.includes(e.code) || e.code === 'BAD_PLATFORM_NAME')) throw new UsageError(e.message);
     throw e;

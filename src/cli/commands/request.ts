@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../usage.js';
+import { resolveDataDir } from '../../paths.js'; // the CLI reads BOINC_DATA_DIR; the library never does
 
 interface RequestOptions {
   dataDir?: string;
@@ -42,7 +43,7 @@ export function registerRequest(program: Command): void {
         const bar = await terminalProgress();
         try {
           const result = await discoverPlatforms({
-            dataDir: opts.dataDir,
+            dataDir: resolveDataDir(opts.dataDir),
             ...(opts.hostPlatform !== undefined ? { hostPlatform: opts.hostPlatform } : { hostPlatforms: [own.primary, ...own.alternates] }),
             ...hashCallbacks(bar),
           });

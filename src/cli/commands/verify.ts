@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { VerifyResult } from '../../discovery/verify.js';
 import { UsageError } from '../usage.js';
+import { resolveDataDir } from '../../paths.js'; // the CLI reads BOINC_DATA_DIR; the library never does
 
 interface VerifyFlags {
   dataDir?: string;
@@ -29,7 +30,7 @@ export function registerVerify(program: Command): void {
       const bar = await terminalProgress({ minBytes: 0 });
       let result: VerifyResult;
       try {
-        result = await verifyPlatforms({ dataDir: flags.dataDir, name, ...hashCallbacks(bar, 'verifying sha256') });
+        result = await verifyPlatforms({ dataDir: resolveDataDir(flags.dataDir), name, ...hashCallbacks(bar, 'verifying sha256') });
       } catch (e) {
         if (isAltplatError(e) && (DATA_DIR_ERRORS.includes(e.code) || e.code === 'VERIFY_NOT_FOUND')) throw new UsageError(e.message);
         throw e;

@@ -4,13 +4,18 @@ import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 import { ensureOwnedDir } from '../util/owned-dir.js';
 
-/** `<dataDir>/altplat/control.sock`: how `altplat task` reaches a running `altplat run`. */
+/**
+ * `<dataDir>/altplat/control.sock`: how `altplat task` reaches a running `altplat run`. The CLI's, not
+ * the library's: an embedding client has its own control path (AltplatClient.open's `controlSocket`
+ * defaults to false; `altplat run` turns it on).
+ */
 export const CONTROL_SOCKET = 'control.sock';
 
 export type TaskOp = 'suspend' | 'resume' | 'quit' | 'abort';
 export const TASK_OPS: readonly TaskOp[] = ['suspend', 'resume', 'quit', 'abort'];
 
-export interface TaskRequest { op: TaskOp; result: string }
+/** `project`: the master URL, for a result name two projects share (`altplat task --project URL`). */
+export interface TaskRequest { op: TaskOp; result: string; project?: string }
 export type TaskResponse = { ok: true; result: string; state: string } | { ok: false; code: string; error: string };
 
 const MAX_LINE = 64 * 1024;
@@ -24,12 +29,12 @@ function connect(sock: string): Promise<net.Socket> {
 }
 
 /**
- * Serve JSON-lines requests `{"op":"quit","result":"NAME"}` → `{"ok":true,...}`. The socket is also the
- * data dir's run lock: if another `altplat run` answers on it, this one refuses to start; a stale socket
- * left by a killed run is removed.
+ * Serve JSON-lines requests `{"op":"quit","result":"NAME"}` → `{"ok":true,...}` on `sock`. If another
+ * process answers on it, this one refuses (RUN_ALREADY_ACTIVE); a stale socket left by a killed run is
+ * removed. (The data dir's lock is the client's fcntl lock, DATA_DIR_IN_USE, taken before this.)
  */
-export async function serveControl(stateDir: string, handle: (req: TaskRequest) => Promise<TaskResponse>): Promise<{ close(): Promise<void>; path: string }> {
-  const sock = path.join(stateDir, CONTROL_SOCKET);
+export async function serveControl(sock: string, handle: (req: TaskRequest) => Promise<TaskResponse>): Promise<{ close(): Promise<void>; path: string }> {
+  const stateDir = path.dirname(sock);
   // sockaddr_un holds 108 bytes including the NUL on Linux.
   if (Buffer.byteLength(sock) > 107) {
     throw new AltplatError('CONTROL_SOCKET_PATH_TOO_LONG', `the control socket path ${sock} is longer than the 107 bytes a unix socket allows; use a shorter data dir path`);
@@ -67,7 +72,7 @@ export async function serveControl(stateDir: string, handle: (req: TaskRequest) 
     } catch {
       return { ok: false, code: 'TASK_BAD_REQUEST', error: 'request is not JSON' };
     }
-    if (!TASK_OPS.includes(req.op) || typeof req.result !== 'string') {
+    if (!TASK_OPS.includes(req.op) || typeof req.result !== 'string' || (req.project !== undefined && typeof req.project !== 'string')) {
       return { ok: false, code: 'TASK_BAD_REQUEST', error: `unknown operation ${String(req.op)}` };
     }
     try {

@@ -1,0 +1,135 @@
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { errnoCode } from '../errors.js';
+
+/** The process spawner (node's spawn signature). */
+export type Spawner = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+
+/** One live process as the orphan search needs it. */
+export interface ProcessInfo {
+  pid: number;
+  pgid: number;
+  /** Current directory, resolved (Linux /proc/PID/cwd); undefined where it cannot be read. */
+  cwd?: string;
+  /** A zombie (exited, not reaped) counts as gone. */
+  zombie: boolean;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * Every effect the client has on the host, injectable by the embedder (`AltplatClient.open({system})`):
+ * a client with its own process supervisor, a sandbox or a test replaces what it needs.
+ */
+export interface AltplatSystem {
+  /** Monotonic milliseconds, for BOINC's timers (60 s quit/abort, 300 s finish file, 10 s checks). */
+  clock(): number;
+  spawn: Spawner;
+  /** process.kill semantics: a negative pid is a process group. A process already gone is not an error. */
+  kill(pid: number, signal: NodeJS.Signals): void;
+  /** Live processes of the host (for orphans of altplat's own tasks only). */
+  listProcesses(): Promise<ProcessInfo[]>;
+  /** This process's own process group (never killed as an orphan). */
+  ownProcessGroup(): Promise<number | undefined>;
+  /**
+   * The environment every app and manager starts with, before altplat adds LD_LIBRARY_PATH and the
+   * manager contract's variables. The BOINC client's apps inherit the client's own environment
+   * (client/app_start.cpp: execv after setenv("LD_LIBRARY_PATH")); an embedded library is not the
+   * client, so the default passes only the variables a daemon has (see defaultAppEnv), never the
+   * embedding process's whole environment.
+   */
+  env: Record<string, string>;
+  /** Programs that exec the app at low priority (nice 19, SCHED_IDLE); computed once per system. */
+  lowPriorityPrefix(): string[];
+  /** Where altplat's own diagnostics go (default: nowhere). */
+  log(level: LogLevel, message: string): void;
+}
+
+/** Variables a daemon such as the BOINC client has, and altplat's own ALTPLAT_* manager settings. */
+const APP_ENV_NAMES = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'TZ', 'TMPDIR', 'SHELL', 'LD_LIBRARY_PATH']);
+
+export function defaultAppEnv(from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(from)) {
+    if (v === undefined) continue;
+    if (APP_ENV_NAMES.has(k) || k.startsWith('LC_') || k.startsWith('ALTPLAT_')) out[k] = v;
+  }
+  return out;
+}
+
+/** State letter and process group of a pid from /proc/PID/stat (Linux), or undefined if it is gone. */
+async function statOf(pid: number): Promise<{ state: string; pgid: number } | undefined> {
+  const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (stat === '') return undefined;
+  // Fields after the command name, which is in parentheses and may itself contain spaces.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0]!, pgid: Number(rest[2]) };
+}
+
+/**
+ * /proc read synchronously: procfs answers from memory, and a few hundred async reads through libuv's
+ * thread pool cost ~25 ms after every task, the synchronous walk ~2 ms.
+ */
+async function procList(): Promise<ProcessInfo[]> {
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: ProcessInfo[] = [];
+  for (const n of names) {
+    if (!/^\d+$/.test(n)) continue;
+    const pid = Number(n);
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    let cwd: string | undefined;
+    try {
+      cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      cwd = undefined;
+    }
+    out.push({ pid, pgid: Number(rest[2]), cwd, zombie: rest[0] === 'Z' });
+  }
+  return out;
+}
+
+/** The real host: a new object each call, so nothing is cached at module level. */
+export function defaultSystem(overrides: Partial<AltplatSystem> = {}): AltplatSystem {
+  let prefix: string[] | undefined;
+  const sys: AltplatSystem = {
+    clock: () => performance.now(),
+    spawn,
+    kill: (pid, signal) => {
+      try {
+        process.kill(pid, signal);
+      } catch (e) {
+        if (errnoCode(e) !== 'ESRCH') throw e;
+      }
+    },
+    listProcesses: procList,
+    ownProcessGroup: async () => (await statOf(process.pid))?.pgid,
+    env: defaultAppEnv(),
+    // client/app_start.cpp lowers the priority with setpriority(19) and, on Linux, SCHED_IDLE. Node can
+    // call neither, so the program is exec'd through `nice -n 19` and `chrt --idle 0` (both exec in
+    // place: same pid), each only if it works on this host.
+    lowPriorityPrefix: () => {
+      if (prefix) return prefix;
+      const p: string[] = [];
+      if (spawnSync('nice', ['-n', '19', 'true']).status === 0) p.push('nice', '-n', '19');
+      if (process.platform === 'linux' && spawnSync('chrt', ['--idle', '0', 'true']).status === 0) p.push('chrt', '--idle', '0');
+      prefix = p;
+      return p;
+    },
+    log: () => undefined,
+    ...overrides,
+  };
+  return sys;
+}
