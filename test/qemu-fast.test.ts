@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -243,5 +243,65 @@ echo small > ok.out
     expect(by.qf_h_shadow_out!.outputs[0]!.status).toBe(by.qf_h_fifo_out!.outputs[0]!.status);
     expect(by.qf_h_big_out!.outputs[0]!.status).not.toBe(by.qf_h_shadow_out!.outputs[0]!.status);
     expectNoStrays(d);
+  }, 300_000);
+});
+
+describe('SIGKILL of the client (altplat run) while the saved state is first built', () => {
+  const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
+  interface Cli { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+  /** The real CLI; `killWhen` polled every 20 ms, the client SIGKILLed (it alone, not its manager) once it holds. */
+  function cli(args: string[], killWhen?: () => boolean): Promise<Cli> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ALTPLAT_POLL_MS: '100' } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (b) => { stdout += b; });
+      child.stderr.on('data', (b) => { stderr += b; });
+      const end = Date.now() + 120_000;
+      const timer = killWhen && setInterval(() => {
+        if (killWhen()) child.kill('SIGKILL');
+        else if (Date.now() > end) { child.kill('SIGKILL'); reject(new Error('kill point never reached')); }
+      }, 20);
+      child.on('close', (code, signal) => { if (timer) clearInterval(timer); resolve({ code, signal, stdout, stderr }); });
+    });
+  }
+  const buildsWith = (d: string, file?: string) => {
+    const r = path.join(d, BOOT_STATE_DIR);
+    return (existsSync(r) ? readdirSync(r) : []).filter((n) => n.startsWith('.build-') && (!file || existsSync(path.join(r, n, file))));
+  };
+
+  it('killed during the first cold boot, then during the save of the state: each next run finishes the task, builds the state and resumes from it, nothing stray', async () => {
+    await fsp.access(CLI); // built by `npm test` (scripts/setup.sh runs tsc)
+    const d = await dataDir();
+    const prog = Buffer.from('#!/bin/sh\necho client-survived\n');
+    for (const [result, killWhen] of [
+      // 1. while the builder's QEMU boots (before any memory image exists)
+      ['qf_ck_boot', () => qemuPidsTagged('bootstate-', d).length > 0 && buildsWith(d).length > 0],
+      // 2. while the builder writes the memory image
+      ['qf_ck_save', () => buildsWith(d, 'memory').length > 0],
+    ] as const) {
+      // Each round starts with no saved state, so that the task's manager builds one.
+      for (const n of stateDirs(d)) if (/^[0-9a-f]{32}$/.test(n)) await fsp.rm(path.join(d, BOOT_STATE_DIR, n), { recursive: true });
+      const { replyFile, filesDir } = writeQemuReply(d, makeQemuReply([{ result, platform: X64, program: prog }]), `reply-${result}.xml`);
+      const args = ['run', '--json', '--data-dir', d, '--host-platform', 'windows_x86_64', '--files', filesDir, replyFile];
+      const killed = await cli(args, killWhen);
+      expect(killed.signal, killed.stderr).toBe('SIGKILL');
+
+      const again = await cli(args);
+      expect(again.code, again.stderr).toBe(0);
+      const [rep] = JSON.parse(again.stdout).results as Run['results'];
+      expect(rep, rep!.stderr).toMatchObject({ name: result, outcome: 'success', exitStatus: 0 });
+      // No stale lock or half-made build kept the restarted manager from building and using the state.
+      expect(rep!.stderr).toMatch(/saved booted state [0-9a-f]{32} built/);
+      expect(rep!.stderr).toMatch(/guest resumed from saved booted state/);
+      expect(output(d, result).toString()).toBe('client-survived\n');
+      expect(buildsWith(d)).toEqual([]);
+      expect(stateDirs(d).filter((n) => n !== 'file-hashes.json')).toHaveLength(1);
+      const key = stateDirs(d).find((n) => n !== 'file-hashes.json')!;
+      expect(readdirSync(path.join(d, BOOT_STATE_DIR, key)).sort()).toEqual(['disk.qcow2', 'memory', 'meta.json']);
+      expect(qemuPidsTagged('bootstate-', d)).toEqual([]);
+      expect(qemuPidsTagged('qf_', d)).toEqual([]);
+      expectNoStrays(d);
+    }
   }, 300_000);
 });

@@ -178,15 +178,21 @@ export function qemuArgs(o: StartOptions, socketDir: string): string[] {
       '-blockdev', `driver=qcow2,file=state-file,node-name=state,backing=${below},read-only=on`);
     below = 'state';
   }
+  // lazy-refcounts on the writable images: without it qcow2 fdatasyncs the refcount blocks before
+  // each L2 update, about once per 64 KiB cluster of a snapshot's vmstate (strace: 6166 fdatasyncs for
+  // three 132 MB saves, 74 with it), and a checkpoint save took 0.9-5 s on a busy disk instead of
+  // 0.3-0.6 s. Crash safety is kept: the image is marked dirty first and QEMU rebuilds its refcounts
+  // from every L1 table (the snapshots' too) on the next read-write open; snapshot tables and headers
+  // are still written in order with flushes, and a snapshot's clusters are never written in place.
   args.push(
     '-blockdev', `driver=file,filename=${blockPath(o.overlay)},node-name=file0,discard=unmap`,
-    '-blockdev', `driver=qcow2,file=file0,node-name=disk0,backing=${below}`,
+    '-blockdev', `driver=qcow2,file=file0,node-name=disk0,backing=${below},lazy-refcounts=on`,
     '-device', 'virtio-blk-pci,drive=disk0,id=vblk0',
   );
   if (o.jobDisk) {
     // backing: the job disk's own raw image, named in the overlay (it sits next to it in the slot).
     args.push('-blockdev', `driver=file,filename=${blockPath(o.jobDisk)},node-name=jobfile0,discard=unmap`,
-      '-blockdev', 'driver=qcow2,file=jobfile0,node-name=job0',
+      '-blockdev', 'driver=qcow2,file=jobfile0,node-name=job0,lazy-refcounts=on',
       '-device', 'virtio-blk-pci,drive=job0,id=vblk1');
   }
   if (o.network) args.push('-nic', 'user,model=virtio-net-pci');
@@ -357,6 +363,16 @@ export class QemuVm {
   /** Internal snapshot of RAM + disk as a QMP job (snapshot-save), stored in the task overlay. */
   async saveSnapshot(tag: string): Promise<void> {
     await this.qmp.runJob('snapshot-save', { 'job-id': `save-${tag}`, tag, vmstate: 'disk0', devices: this.snapshotDevices });
+    // Durable before the caller records the tag as the checkpoint: QEMU flushes before it writes the
+    // snapshot table, not necessarily after the header update that makes the new snapshot visible.
+    await Promise.all([this.opts.overlay, this.opts.jobDisk].filter((f): f is string => !!f).map(async (f) => {
+      const fh = await fsp.open(path.resolve(f), 'r');
+      try {
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    }));
   }
 
   /** Every writable disk: a checkpoint holds the system disk and the job disk together. */
