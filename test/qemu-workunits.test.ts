@@ -266,7 +266,15 @@ describe('`altplat task` controls VM tasks of a running `altplat run`', () => {
             if (st.checkpoint) slotOf[st.task.slice(TAG.length)] = s;
           } catch { /* not yet */ }
         }
-        return Object.keys(slotOf).length === 3;
+        if (Object.keys(slotOf).length !== 3) return false;
+        // ... and the client has seen each checkpoint (journaled from the manager's status message): the
+        // suspend rule below is decided on what the client knows, not on the manager's own state file.
+        try {
+          const j = JSON.parse(readFileSync(path.join(d, 'altplat', 'tasks.json'), 'utf8')) as { tasks: Array<{ resultName: string; checkpointElapsed?: number }> };
+          return j.tasks.filter((r) => r.resultName.startsWith(TAG) && (r.checkpointElapsed ?? 0) > 0).length === 3;
+        } catch {
+          return false;
+        }
       });
       const qemuOf = (r: string) => qemuPidsTagged(`${TAG}${r}`)[0];
       const stateOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0];
