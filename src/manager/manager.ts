@@ -1,10 +1,11 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { cpuModelProblem, machineTypeProblem } from '../definition/cpu-baseline.js';
+import { parseManagerCommandLine } from '../job/manager-args.js';
 import { AltplatError } from '../errors.js';
 import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { resolveFilename } from '../ipc/resolve.js';
-import { JOB_FILE, parseJob, type JobDescription } from '../job/jobfile.js';
+import { parseJob, type JobDescription } from '../job/jobfile.js';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { copyIn, copyOut, copyOutputViaAgent, missingInterpreter, readGuestFraction, startProgram } from './guest-job.js';
@@ -472,21 +473,7 @@ const never = (): Promise<never> => new Promise<never>(() => undefined);
 
 /** `manager --config vm_config.xml --working-dir DIR --platform NAME` as the lifecycle starts it. */
 export function parseManagerArgs(argv: string[], env: NodeJS.ProcessEnv): { configFile: string; workingDir: string; platform?: string; jobFile: string } {
-  let configFile = 'vm_config.xml';
-  let workingDir = env.ALTPLAT_WORKING_DIR;
-  let platform = env.ALTPLAT_PLATFORM;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new AltplatError('MANAGER_USAGE', `${a} needs a value`);
-      return v;
-    };
-    if (a === '--config') configFile = val();
-    else if (a === '--working-dir') workingDir = val();
-    else if (a === '--platform') platform = val();
-  }
+  const { configFile, workingDir, platform, jobFile } = parseManagerCommandLine(argv, env, 'vm_config.xml');
   if (!workingDir) throw new AltplatError('MANAGER_USAGE', 'the manager needs --working-dir (or ALTPLAT_WORKING_DIR)');
-  const jobFile = env.ALTPLAT_JOB_FILE ?? path.resolve(JOB_FILE);
-  return { configFile, workingDir: path.resolve(workingDir), platform, jobFile };
+  return { configFile, workingDir, platform, jobFile };
 }
