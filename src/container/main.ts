@@ -8,14 +8,14 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BoincApp } from '../ipc/app.js';
+import { managerLog, runManagerMain } from '../job/manager-main.js';
 import { cleanupSlot } from './cleanup.js';
 import { loadContainerConfig } from './config.js';
 import { Engine } from './engine.js';
 import { ContainerManager } from './manager.js';
 import { parseContainerManagerArgs } from './args.js';
 
-const stamp = () => new Date().toISOString().replace('T', ' ').slice(0, 19);
-const log = (line: string) => void process.stderr.write(`${stamp()} [altplat-container] ${line}\n`);
+const log = managerLog('altplat-container');
 
 /** The folder the bundle was started from: `<platform folder>/image/container-manager.mjs`. */
 function bundleFolder(): string {
@@ -36,9 +36,4 @@ async function main(): Promise<void> {
   await manager.run();
 }
 
-main().catch((e: unknown) => {
-  const err = e as { code?: string; message?: string; stack?: string };
-  log(`fatal: ${err.code ? `${err.code}: ` : ''}${err.message ?? String(e)}`);
-  if (!err.code && err.stack) log(err.stack);
-  process.exit(1);
-});
+runManagerMain(main, log);

@@ -5,10 +5,10 @@
  * with ALTPLAT_JOB_FILE naming the job description (src/job/jobfile.ts).
  */
 import { BoincApp } from '../ipc/app.js';
+import { managerLog, runManagerMain } from '../job/manager-main.js';
 import { Manager, parseManagerArgs } from './manager.js';
 
-const stamp = () => new Date().toISOString().replace('T', ' ').slice(0, 19);
-const log = (line: string) => void process.stderr.write(`${stamp()} [altplat-qemu] ${line}\n`);
+const log = managerLog('altplat-qemu');
 
 async function main(): Promise<void> {
   const args = parseManagerArgs(process.argv.slice(2), process.env);
@@ -19,10 +19,4 @@ async function main(): Promise<void> {
   await manager.run();
 }
 
-main().catch((e: unknown) => {
-  const err = e as { code?: string; message?: string; stack?: string };
-  log(`fatal: ${err.code ? `${err.code}: ` : ''}${err.message ?? String(e)}`);
-  if (!err.code && err.stack) log(err.stack);
-  // A non-zero exit without boinc_finish_called: the client reports the task as failed (client/app_control.cpp).
-  process.exit(1);
-});
+runManagerMain(main, log);
