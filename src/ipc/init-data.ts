@@ -254,10 +254,14 @@ export function serializeInitData(data: InitData): string {
   return `${text}</app_init_data>\n`;
 }
 
-/** Write `<slot>/init_data.xml` atomically (BOINC deletes and rewrites it before every start). */
+/**
+ * Write `<slot>/init_data.xml` by temp file and rename (BOINC deletes and rewrites it before every
+ * start). Not fsynced: it is rebuilt from the journal before every launch, so a power cut that loses
+ * it costs nothing (client/app_start.cpp write_init_data_file does not sync it either).
+ */
 export async function writeInitData(slotDir: string, data: InitData): Promise<string> {
   const file = path.join(slotDir, INIT_DATA_FILE);
-  await writeFileAtomic(file, serializeInitData(data));
+  await writeFileAtomic(file, serializeInitData(data), 0o644, { durable: false });
   return file;
 }
 

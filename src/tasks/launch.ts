@@ -93,6 +93,7 @@ export async function killOrphans(sys: AltplatSystem, ownDirs: string[], recorde
   const procs = listed ?? await sys.listProcesses();
   const ours = procs.filter((p) => !p.zombie && p.pid !== process.pid && p.cwd !== undefined && inside(p.cwd, dirs));
   const groups = new Set<number>();
+  if (ours.length === 0) return [];
   if (recordedPgid && ours.some((p) => p.pgid === recordedPgid)) groups.add(recordedPgid);
   const own = await sys.ownProcessGroup();
   for (const p of ours) if (p.pgid > 0 && p.pgid !== own) groups.add(p.pgid);

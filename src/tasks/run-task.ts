@@ -54,6 +54,7 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
   if (stop) return stop.kind === 'abort' ? finished({ kind: 'aborted', exitStatus: stop.exitStatus, message: stop.message }) : stop.end;
   const a = t.rec.assignment;
   const projectDir = projectDirOf(ctx, t.rec.masterUrl);
+  const inputsChecked = t.rec.step === 'assigned';
   if (t.rec.step === 'assigned') {
     try {
       await checkInputs(projectDir, a);
@@ -79,7 +80,7 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
   }
   // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
   await ensureOwnedDir(ctx.paths.root, path.relative(ctx.paths.root, slotDir)); // i9a: never mkdir -p through a link
-  await setupSlot(slotDir, projectDir, a, { afterFile: () => ctx.hook('setup_partial') });
+  await setupSlot(slotDir, projectDir, a, { afterFile: () => ctx.hook('setup_partial'), inputsChecked });
   if (!atLeast(t.rec.step, 'slot_ready')) await t.setStep('slot_ready', {}, { persist: false });
   if (a.kind === 'alt') {
     const wcOk = t.rec.workingCopy !== undefined && atLeast(t.rec.step, 'working_copy')

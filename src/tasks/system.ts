@@ -70,7 +70,9 @@ async function statOf(pid: number): Promise<{ state: string; pgid: number } | un
 
 /**
  * /proc read synchronously: procfs answers from memory, and a few hundred async reads through libuv's
- * thread pool cost ~25 ms after every task, the synchronous walk ~2 ms.
+ * thread pool cost ~25 ms after every task, the synchronous walk ~2 ms. Each stat is read with one
+ * open/read/close into a reused buffer (readFileSync adds an fstat and a second read per file: a third
+ * of the walk).
  */
 async function procList(): Promise<ProcessInfo[]> {
   let names: string[];
@@ -79,24 +81,32 @@ async function procList(): Promise<ProcessInfo[]> {
   } catch {
     return [];
   }
+  const buf = Buffer.allocUnsafe(4096);
   const out: ProcessInfo[] = [];
   for (const n of names) {
-    if (!/^\d+$/.test(n)) continue;
-    const pid = Number(n);
-    let stat: string;
+    const c = n.charCodeAt(0);
+    if (c < 48 || c > 57) continue; // not a pid
+    let len: number;
     try {
-      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fd = fs.openSync(`/proc/${n}/stat`, 'r');
+      try {
+        len = fs.readSync(fd, buf, 0, buf.length, null);
+      } finally {
+        fs.closeSync(fd);
+      }
     } catch {
       continue;
     }
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const stat = buf.toString('latin1', 0, len);
+    // Fields after the command name, which is in parentheses and may itself contain spaces.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 3);
     let cwd: string | undefined;
     try {
-      cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+      cwd = fs.readlinkSync(`/proc/${n}/cwd`);
     } catch {
       cwd = undefined;
     }
-    out.push({ pid, pgid: Number(rest[2]), cwd, zombie: rest[0] === 'Z' });
+    out.push({ pid: Number(n), pgid: Number(rest[2]), cwd, zombie: rest[0] === 'Z' });
   }
   return out;
 }
