@@ -54,6 +54,10 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
   if (stop) return stop.kind === 'abort' ? finished({ kind: 'aborted', exitStatus: stop.exitStatus, message: stop.message }) : stop.end;
   const a = t.rec.assignment;
   const projectDir = projectDirOf(ctx, t.rec.masterUrl);
+  // The BOINC side of init_data.xml only reads the volunteer's files and the host: read while the slot
+  // is taken and set up. (Marked handled: a run that ends before its launch never awaits it.)
+  const boincSide = clientInitData(ctx.paths.root, t.rec.masterUrl, a.result.reportDeadline);
+  boincSide.catch(() => undefined);
   const inputsChecked = t.rec.step === 'assigned';
   if (t.rec.step === 'assigned') {
     try {
@@ -99,7 +103,7 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
       });
     }
   }
-  return execute(ctx, t, slotDir, projectDir);
+  return execute(ctx, t, slotDir, projectDir, boincSide);
 
   function slotReplaced(): Promise<RunEnd> {
     return finished(couldntStart(`slot ${t.rec.slot} is no longer a folder (replaced by a link?); the task cannot continue`), 'SLOT_REPLACED');
@@ -115,7 +119,8 @@ function stopBeforeLaunch(t: AltTask): { kind: 'abort'; exitStatus: number; mess
   return undefined;
 }
 
-async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir: string): Promise<RunEnd> {
+async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir: string,
+  prefetched?: ReturnType<typeof clientInitData>): Promise<RunEnd> {
   const a = t.rec.assignment;
   const finished = async (d: FinalDecision, code?: string, message?: string): Promise<RunEnd> =>
     ({ kind: 'finished', report: await windUp(ctx, t, d, code, message) });
@@ -138,13 +143,17 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     // BOINC deletes only the temporary-exit file here (client/app_start.cpp). altplat also drops a finish
     // file left by a run that was then killed (a restart signal): otherwise the next premature exit(0)
     // would pass for success, and the 300 s finish-file timer would start at once.
-    await fsp.rm(path.join(slotDir, TEMPORARY_EXIT_FILE), { force: true });
-    await fsp.rm(path.join(slotDir, FINISH_FILE), { force: true });
-    await dropPlantedEntries(slotDir, [MMAP_FILE_NAME, STDERR_FILE]);
+    await Promise.all([
+      fsp.rm(path.join(slotDir, TEMPORARY_EXIT_FILE), { force: true }),
+      fsp.rm(path.join(slotDir, FINISH_FILE), { force: true }),
+      dropPlantedEntries(slotDir, [MMAP_FILE_NAME, STDERR_FILE]),
+    ]);
     await createMmapFile(slotDir);
     // Preferences, proxy, authenticator and host figures as the BOINC client has them (src/prefs, issue 9
-    // item 6); the checkpoint period is the client's own preference (AltplatClient.open's prefs).
-    const boincSide = await clientInitData(ctx.paths.root, t.rec.masterUrl, a.result.reportDeadline);
+    // item 6), read again for every relaunch; the checkpoint period is the client's own preference
+    // (AltplatClient.open's prefs).
+    const boincSide = await (prefetched ?? clientInitData(ctx.paths.root, t.rec.masterUrl, a.result.reportDeadline));
+    prefetched = undefined;
     await writeInitData(slotDir, { ...initDataFor(t.rec, ctx.paths.root, projectDir), ...boincSide, checkpointPeriod: ctx.prefs().diskInterval });
     const spec = a.kind === 'alt' ? await managerSpec(ctx, t, slotDir) : nativeLaunchSpec(a, slotDir, projectDir, ctx.paths.root, ctx.system.env.LD_LIBRARY_PATH);
     if (!spec) return finished(couldntStart(`alternate platform ${a.platform} is no longer available`), 'PLATFORM_UNAVAILABLE');

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errnoCode } from '../errors.js';
 
@@ -111,6 +112,21 @@ async function procList(): Promise<ProcessInfo[]> {
   return out;
 }
 
+/** The first executable `name` on `searchPath` (execvp's search), or undefined. */
+function onPath(name: string, searchPath = ''): string | undefined {
+  for (const dir of searchPath.split(path.delimiter)) {
+    if (!path.isAbsolute(dir)) continue;
+    const file = path.join(dir, name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      if (fs.statSync(file).isFile()) return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
 /** The real host: a new object each call, so nothing is cached at module level. */
 export function defaultSystem(overrides: Partial<AltplatSystem> = {}): AltplatSystem {
   let prefix: string[] | undefined;
@@ -132,9 +148,12 @@ export function defaultSystem(overrides: Partial<AltplatSystem> = {}): AltplatSy
     // place: same pid), each only if it works on this host.
     lowPriorityPrefix: () => {
       if (prefix) return prefix;
+      // By absolute path: each exec would otherwise try every PATH entry before the right one.
+      const nice = onPath('nice', sys.env.PATH);
+      const chrt = process.platform === 'linux' ? onPath('chrt', sys.env.PATH) : undefined;
       const p: string[] = [];
-      if (spawnSync('nice', ['-n', '19', 'true']).status === 0) p.push('nice', '-n', '19');
-      if (process.platform === 'linux' && spawnSync('chrt', ['--idle', '0', 'true']).status === 0) p.push('chrt', '--idle', '0');
+      if (nice && spawnSync(nice, ['-n', '19', 'true']).status === 0) p.push(nice, '-n', '19');
+      if (chrt && spawnSync(chrt, ['--idle', '0', 'true']).status === 0) p.push(chrt, '--idle', '0');
       prefix = p;
       return p;
     },

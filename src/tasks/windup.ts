@@ -35,7 +35,8 @@ export async function readOptional(file: string): Promise<string | undefined> {
 
 /** The marker files an exited app leaves, read once (client/app_control.cpp handle_exited_app). */
 export async function readExitFiles(slotDir: string): Promise<{ finish?: string; temporary?: string }> {
-  return { finish: await readOptional(path.join(slotDir, FINISH_FILE)), temporary: await readOptional(path.join(slotDir, TEMPORARY_EXIT_FILE)) };
+  const [finish, temporary] = await Promise.all([readOptional(path.join(slotDir, FINISH_FILE)), readOptional(path.join(slotDir, TEMPORARY_EXIT_FILE))]);
+  return { finish, temporary };
 }
 
 /**
