@@ -113,14 +113,15 @@ export type InitData = Pick<FullInitData, Essential> & Partial<Omit<FullInitData
 };
 
 function defaultHostInfo(): HostInfoData {
+  const cpus = os.cpus(); // reads /proc/cpuinfo and /proc/stat: once, not once per field
   return {
     timezone: -new Date().getTimezoneOffset() * 60,
     domainName: os.hostname(),
     ipAddr: '',
     hostCpid: '',
-    pNcpus: os.cpus().length || 1,
-    pVendor: os.cpus()[0]?.model.split(' ')[0] ?? '',
-    pModel: os.cpus()[0]?.model ?? '',
+    pNcpus: cpus.length || 1,
+    pVendor: cpus[0]?.model.split(' ')[0] ?? '',
+    pModel: cpus[0]?.model ?? '',
     pFeatures: '',
     pFpops: 0,
     pIops: 0,

@@ -1,4 +1,4 @@
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { constants as fsc, lstatSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 import { escapeProjectUrl, PROJECTS_DIR } from '../paths.js';
@@ -33,14 +33,9 @@ export function slotPath(slotDir: string, ref: ReplyFileRef): string {
   return p;
 }
 
+/** lstat of an entry of a folder just checked: direct, as the owned-folder walks (src/util/owned-dir.ts). */
 async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return false;
-    throw e;
-  }
+  return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AltplatError } from '../errors.js';
@@ -143,11 +143,9 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     // BOINC deletes only the temporary-exit file here (client/app_start.cpp). altplat also drops a finish
     // file left by a run that was then killed (a restart signal): otherwise the next premature exit(0)
     // would pass for success, and the 300 s finish-file timer would start at once.
-    await Promise.all([
-      fsp.rm(path.join(slotDir, TEMPORARY_EXIT_FILE), { force: true }),
-      fsp.rm(path.join(slotDir, FINISH_FILE), { force: true }),
-      dropPlantedEntries(slotDir, [MMAP_FILE_NAME, STDERR_FILE]),
-    ]);
+    rmSync(path.join(slotDir, TEMPORARY_EXIT_FILE), { force: true });
+    rmSync(path.join(slotDir, FINISH_FILE), { force: true });
+    await dropPlantedEntries(slotDir, [MMAP_FILE_NAME, STDERR_FILE]);
     await createMmapFile(slotDir);
     // Preferences, proxy, authenticator and host figures as the BOINC client has them (src/prefs, issue 9
     // item 6), read again for every relaunch; the checkpoint period is the client's own preference

@@ -1,4 +1,4 @@
-import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readFileSync, realpathSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readFileSync, realpathSync, writeFileSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 
@@ -137,12 +137,13 @@ export async function openRegularNoFollow(file: string): Promise<fsp.FileHandle>
  * there fails with ELOOP instead of being written through.
  */
 export async function appendNoFollow(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, mode);
+  // Direct calls: small appends into the page cache (stderr.txt, logs).
+  const fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, mode);
   try {
-    if (!(await fh.stat()).isFile()) throw new AltplatError('NOT_A_REGULAR_FILE', `${file} is not a regular file`, { path: file });
-    if (typeof data === 'string' ? data.length > 0 : data.byteLength > 0) await fh.appendFile(data);
+    if (!fstatSync(fd).isFile()) throw new AltplatError('NOT_A_REGULAR_FILE', `${file} is not a regular file`, { path: file });
+    if (typeof data === 'string' ? data.length > 0 : data.byteLength > 0) writeFileSync(fd, data);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
