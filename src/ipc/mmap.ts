@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 

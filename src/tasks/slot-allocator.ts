@@ -80,11 +80,11 @@ export class DefaultSlotAllocator implements SlotAllocator {
           continue; // BOINC: a slot that cannot be emptied is skipped, not fatal
         }
       } else {
-        await fsp.writeFile(mark, '');
+        fs.writeFileSync(mark, '');
         try {
-          await fsp.mkdir(dir);
+          fs.mkdirSync(dir);
         } catch (e) {
-          await fsp.rm(mark, { force: true });
+          fs.rmSync(mark, { force: true });
           if (errnoCode(e) === 'EEXIST') continue; // someone else took it between lstat and mkdir
           throw e;
         }
