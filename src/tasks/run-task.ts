@@ -169,12 +169,17 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     }
     t.proc = { control, pgid: launched.pgid, exited: launched.exited, timing: { base: t.rec.elapsed, startedAt: ctx.system.clock(), suspendedMs: 0 } };
     ctx.hook('spawned_unjournaled');
-    await t.setStep('launched', { pid: launched.pid, pgid: launched.pgid });
-    t.signalLaunched();
-    // Asked for while it was being launched.
-    if (t.intent?.kind === 'abort') control.abort();
-    else if (t.intent) control.quit();
-    const sup = await supervise(ctx, t, control, slotDir, projectDir);
+    // The step is journaled while the app runs and, for a short one, while its exit is noticed and its
+    // processes are reaped: none of that needs the step on disk (recovery finds leftovers by their
+    // folder). It is awaited before the control channel is read or closed and before the next write.
+    const journaled = t.setStep('launched', { pid: launched.pid, pgid: launched.pgid }).then(() => {
+      t.signalLaunched();
+      // Asked for while it was being launched.
+      if (t.intent?.kind === 'abort') control.abort();
+      else if (t.intent) control.quit();
+    });
+    journaled.catch(() => undefined); // awaited below; marked handled should supervise throw first
+    const sup = await supervise(ctx, t, control, slotDir, projectDir, journaled);
     const exit = sup.exit;
     // BOINC kills the app's descendants once it has exited (ACTIVE_TASK::cleanup_task,
     // kill_subsidiary_processes): the group does it, and a descendant that left the group (setsid, a
@@ -190,6 +195,7 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     // a task that will not be resumed was left behind.
     const quitCleanly = !sup.killed && (t.intent?.kind === 'quit' || t.intent?.kind === 'remove');
     if (sup.killed || (!quitCleanly && (leftovers || orphans.some((g) => g !== launched.pgid)))) await runManagerCleanup(ctx.system, t.rec, slotDir);
+    await journaled;
     // handle_exited_app (client/app_control.cpp) reads the last status and trickle-up messages first: a
     // trickle announced between the last poll and the exit is still moved to the project dir.
     const last = await control.poll(ctx.system.clock(), { wss: 0, maxWss: os.totalmem() }).catch(() => []);
@@ -285,7 +291,8 @@ interface Supervised {
  * control queue, status, checkpoints, 60 s quit/abort kills) and the limit checks; the process's exit
  * is noticed from the child's exit event at once, not at the next poll.
  */
-async function supervise(ctx: TaskContext, t: AltTask, control: ClientControl, slotDir: string, projectDir: string): Promise<Supervised> {
+async function supervise(ctx: TaskContext, t: AltTask, control: ClientControl, slotDir: string, projectDir: string,
+  journaled: Promise<void>): Promise<Supervised> {
   const a = t.rec.assignment;
   const proc = t.proc!;
   // client/app.cpp ACTIVE_TASK::init: the limits come from the workunit's bounds and the app version's flops.
@@ -307,6 +314,7 @@ async function supervise(ctx: TaskContext, t: AltTask, control: ClientControl, s
     const exited = await Promise.race([proc.exited, tick]);
     clearTimeout(timer);
     if (exited) return { exit: exited, killed, abort };
+    await journaled; // the launch is on disk before the first poll acts on the channel or the journal
     const now = ctx.system.clock();
     if (lastState === ProcessState.SUSPENDED) proc.timing.suspendedMs += now - lastTick;
     lastTick = now;
