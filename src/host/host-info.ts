@@ -27,6 +27,9 @@ export async function measureHostInfo(dataDir: string): Promise<Partial<HostInfo
     const model = field('model name');
     const flags = field('flags') ?? field('Features');
     const cache = field('cache size');
+    // The online processors, one `processor` entry each (BOINC: sysconf(_SC_NPROCESSORS_ONLN)).
+    const ncpus = cpuinfo.match(/^processor\s*:/gm)?.length ?? 0;
+    if (ncpus > 0) out.pNcpus = ncpus;
     if (vendor) out.pVendor = vendor;
     if (model) out.pModel = model;
     if (flags) out.pFeatures = flags;

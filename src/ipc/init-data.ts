@@ -112,8 +112,9 @@ export type InitData = Pick<FullInitData, Essential> & Partial<Omit<FullInitData
   proxyInfo?: Partial<ProxyInfo>;
 };
 
-function defaultHostInfo(): HostInfoData {
-  const cpus = os.cpus(); // reads /proc/cpuinfo and /proc/stat: once, not once per field
+function defaultHostInfo(given: Partial<HostInfoData> = {}): HostInfoData {
+  // os.cpus() reads /proc/cpuinfo and /proc/stat: only when the caller's figures lack what it gives.
+  const cpus = given.pNcpus !== undefined && given.pVendor !== undefined && given.pModel !== undefined ? [] : os.cpus();
   return {
     timezone: -new Date().getTimezoneOffset() * 60,
     domainName: os.hostname(),
@@ -151,7 +152,7 @@ export function withDefaults(d: InitData): FullInitData {
     vboxWindow: 0, noPriorityChange: false, processPriority: -1, processPrioritySpecial: -1,
     globalPreferences: '', appFiles: [],
     ...d,
-    hostInfo: { ...defaultHostInfo(), ...d.hostInfo },
+    hostInfo: { ...defaultHostInfo(d.hostInfo), ...d.hostInfo },
     proxyInfo: { ...defaultProxyInfo(), ...d.proxyInfo },
   };
 }
