@@ -209,7 +209,9 @@ describe('the manager follows the client', () => {
 describe('a client killed with SIGKILL (through the real CLI)', () => {
   it('the orphaned manager ends itself and its VM; the next `altplat run` resumes from the checkpoint', async () => {
     const d = await dataDir(['x86_64-pc-linux-gnu']);
-    const reply = makeQemuReply([{ result: 'mt_client', platform: 'x86_64-pc-linux-gnu', program: COUNTER, commandLine: '40' }]);
+    // 100 steps (~15 s of program) so that the first run cannot finish between its first checkpoint and
+    // the kill even when the test process is starved (a 40-step run once ended before the kill landed).
+    const reply = makeQemuReply([{ result: 'mt_client', platform: 'x86_64-pc-linux-gnu', program: COUNTER, commandLine: '100' }]);
     const { replyFile, filesDir } = writeQemuReply(d, reply);
     const cli = (args: string[]) => spawn(process.execPath, ['--import', 'tsx', path.resolve('src/cli/main.ts'), 'run', '--data-dir', d, '--host-platform', 'windows_x86_64', ...args], {
       env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
@@ -227,7 +229,9 @@ describe('a client killed with SIGKILL (through the real CLI)', () => {
     const report = JSON.parse(out) as { results: Array<{ name: string; outcome: string; stderr: string }> };
     expect(code).toBe(0);
     expect(report.results[0]).toMatchObject({ name: 'mt_client', outcome: 'success' });
+    // The first run really was cut off mid-task: its orphaned manager noticed the client was gone.
+    expect(report.results[0]!.stderr).toMatch(/BOINC client no longer exists - exiting/);
     expect(report.results[0]!.stderr).toMatch(/restored checkpoint altplat-ckpt-[ab]/);
-    expect(await fsp.readFile(path.join(d, 'projects', QEMU_PROJECT, 'mt_client_stdout_txt'), 'utf8')).toBe(expectedCounter(40));
+    expect(await fsp.readFile(path.join(d, 'projects', QEMU_PROJECT, 'mt_client_stdout_txt'), 'utf8')).toBe(expectedCounter(100));
   }, 180_000);
 });
