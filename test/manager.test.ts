@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Batch } from './lifecycle-helpers.js';
 import {
-  buildPi, installReferencePlatform, makeQemuReply, PI_BUILDS, PLATFORM_DIR, QEMU_PROJECT, qemuPidsTagged, sha256File, writeQemuReply,
+  buildPi, installReferencePlatform, makeQemuReply, seedBootStates, PI_BUILDS, PLATFORM_DIR, QEMU_PROJECT, qemuPidsTagged, sha256File, writeQemuReply,
 } from './qemu-fixture.js';
 
 /**
@@ -35,6 +35,7 @@ async function dataDir(platforms: string[]): Promise<string> {
   const d = await fsp.mkdtemp(path.join(root, 'd-'));
   dataDirs.push(d);
   for (const p of platforms) installReferencePlatform(d, p);
+  await seedBootStates(d);
   // The volunteer's "checkpoint at most every N s" preference reaches the manager through init_data.xml.
   await fsp.writeFile(path.join(d, 'global_prefs_override.xml'),
     '<global_preferences>\n   <disk_interval>1</disk_interval>\n</global_preferences>\n');
