@@ -103,8 +103,7 @@ export async function dropPlantedOutputs(projectDir: string, a: Assignment): Pro
  * soft-link files are written together (writeFilesAtomic: each is durable before the marker is written).
  */
 export async function setupSlot(slotDir: string, projectDir: string, a: Assignment,
-  hooks: { afterFile?: (openName: string) => void; inputsChecked?: boolean; deferMarker?: boolean } = {}):
-  Promise<{ skipped: boolean; complete?: Promise<void> }> {
+  hooks: { afterFile?: (openName: string) => void; inputsChecked?: boolean } = {}): Promise<{ skipped: boolean }> {
   // slots/ and slots/N must be real folders of the data dir (the data dir is <slotDir>/../..).
   const slotsParent = path.dirname(path.dirname(slotDir));
   await ensureOwnedDir(slotsParent, path.relative(slotsParent, slotDir));
@@ -144,24 +143,13 @@ export async function setupSlot(slotDir: string, projectDir: string, a: Assignme
       links.push({ file: dest, data: softLinkText(a.masterUrl, ref.fileName), openName: ref.openName });
     }
   }
-  // Each entry is complete once it has its name (temp file fsynced, then renamed; copies likewise).
-  await writeFilesAtomic(links, { syncFolders: false });
+  // Every entry is durable before the marker exists (copies fsynced before their rename, their folders after).
+  await Promise.all([writeFilesAtomic(links), ...[...copiedDirs].map(fsyncDir)]);
   for (const l of links) hooks.afterFile?.(l.openName);
   // stderr.txt exists from the start so a manager that dies before writing still leaves a (empty) log.
   await appendNoFollow(path.join(slotDir, STDERR_FILE), '');
-  const folders = new Set([...links.map((l) => path.dirname(l.file)), ...copiedDirs]);
-  const complete = (async () => {
-    // The renames are durable before the marker exists. The marker needs no fsync of its own: lost in a
-    // power cut, it only makes the next start redo the set-up, which leaves every entry alone.
-    await Promise.all([...folders].map(fsyncDir));
-    await writeFileAtomic(path.join(slotDir, SETUP_COMPLETE_FILE), '', 0o644, { durable: false });
-  })();
-  // deferMarker: the caller may launch the app meanwhile (the entries are all there) and awaits
-  // `complete` before it winds the task up.
-  if (hooks.deferMarker) {
-    complete.catch(() => undefined); // the caller awaits it
-    return { skipped: false, complete };
-  }
-  await complete;
+  // The marker needs no fsync of its own: the entries it vouches for are durable already, and a marker
+  // lost in a power cut only makes the next start redo the set-up, which leaves every entry alone.
+  await writeFileAtomic(path.join(slotDir, SETUP_COMPLETE_FILE), '', 0o644, { durable: false });
   return { skipped: false };
 }

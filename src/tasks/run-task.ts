@@ -39,18 +39,8 @@ const couldntStart = (message: string): FinalDecision => ({ kind: 'error', state
  * after a premature or temporary exit until BOINC's exit rules end the task or the embedder stops it.
  */
 export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
-  // The end of a fresh slot set-up (its folder's fsync, then the marker) runs on while the task is
-  // launched; it is settled before anything winds the task up or the run ends.
-  let setupTail: Promise<void> | undefined;
-  const settled = async (): Promise<void> => {
-    const p = setupTail;
-    setupTail = undefined;
-    await p;
-  };
-  const finished = async (d: FinalDecision, code?: string, message?: string): Promise<RunEnd> => {
-    await settled();
-    return { kind: 'finished', report: await windUp(ctx, t, d, code, message) };
-  };
+  const finished = async (d: FinalDecision, code?: string, message?: string): Promise<RunEnd> =>
+    ({ kind: 'finished', report: await windUp(ctx, t, d, code, message) });
   if (t.rec.step === 'finished') {
     const { cleanup } = await import('./windup.js');
     t.previouslyFinished = true;
@@ -94,35 +84,26 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
   }
   // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
   await ensureOwnedDir(ctx.paths.root, path.relative(ctx.paths.root, slotDir)); // i9a: never mkdir -p through a link
-  setupTail = (await setupSlot(slotDir, projectDir, a, { afterFile: () => ctx.hook('setup_partial'), inputsChecked, deferMarker: true })).complete;
-  try {
-    return await prepareAndExecute();
-  } finally {
-    await settled().catch(() => undefined); // a failure of its own was already thrown where it was awaited
-  }
-
-  // The working copy (alt tasks), then the launches.
-  async function prepareAndExecute(): Promise<RunEnd> {
-    if (!atLeast(t.rec.step, 'slot_ready')) await t.setStep('slot_ready', {}, { persist: false });
-    if (a.kind === 'alt') {
-      const wcOk = t.rec.workingCopy !== undefined && atLeast(t.rec.step, 'working_copy')
-        && await fsp.stat(t.rec.workingCopy.dir).then(() => true, () => false);
-      if (!wcOk) {
-        const def = ctx.definition(a.platform);
-        if (!def) return finished(couldntStart(`alternate platform ${a.platform} is no longer available`), 'PLATFORM_UNAVAILABLE');
-        const wc = await createWorkingCopy(def, ctx.paths.altPlatformsWorking, ctx.paths.workingCopy(t.rec.slot!));
-        ctx.hook('working_copy_unjournaled');
-        // The backend the copy is made for is journaled with it: a relaunch or a recovery uses the same one.
-        await t.setStep('working_copy', {
-          workingCopy: { dir: wc.dir, platformDir: wc.platformDir, shared: wc.shared },
-          managerName: def.manager.name ?? def.manager.fileName, managerFile: def.manager.fileName,
-          managerCmdline: def.manager.cmdline, managerCleanupCmdline: def.manager.cleanupCmdline,
-          managerCpuModel: def.manager.cpuModel, managerMachineType: def.manager.machineType,
-        });
-      }
+  await setupSlot(slotDir, projectDir, a, { afterFile: () => ctx.hook('setup_partial'), inputsChecked });
+  if (!atLeast(t.rec.step, 'slot_ready')) await t.setStep('slot_ready', {}, { persist: false });
+  if (a.kind === 'alt') {
+    const wcOk = t.rec.workingCopy !== undefined && atLeast(t.rec.step, 'working_copy')
+      && await fsp.stat(t.rec.workingCopy.dir).then(() => true, () => false);
+    if (!wcOk) {
+      const def = ctx.definition(a.platform);
+      if (!def) return finished(couldntStart(`alternate platform ${a.platform} is no longer available`), 'PLATFORM_UNAVAILABLE');
+      const wc = await createWorkingCopy(def, ctx.paths.altPlatformsWorking, ctx.paths.workingCopy(t.rec.slot!));
+      ctx.hook('working_copy_unjournaled');
+      // The backend the copy is made for is journaled with it: a relaunch or a recovery uses the same one.
+      await t.setStep('working_copy', {
+        workingCopy: { dir: wc.dir, platformDir: wc.platformDir, shared: wc.shared },
+        managerName: def.manager.name ?? def.manager.fileName, managerFile: def.manager.fileName,
+        managerCmdline: def.manager.cmdline, managerCleanupCmdline: def.manager.cleanupCmdline,
+        managerCpuModel: def.manager.cpuModel, managerMachineType: def.manager.machineType,
+      });
     }
-    return execute(ctx, t, slotDir, projectDir, settled, boincSide);
   }
+  return execute(ctx, t, slotDir, projectDir, boincSide);
 
   function slotReplaced(): Promise<RunEnd> {
     return finished(couldntStart(`slot ${t.rec.slot} is no longer a folder (replaced by a link?); the task cannot continue`), 'SLOT_REPLACED');
@@ -138,13 +119,11 @@ function stopBeforeLaunch(t: AltTask): { kind: 'abort'; exitStatus: number; mess
   return undefined;
 }
 
-async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir: string, setupSettled: () => Promise<void>,
+async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir: string,
   prefetched?: ReturnType<typeof clientInitData>): Promise<RunEnd> {
   const a = t.rec.assignment;
-  const finished = async (d: FinalDecision, code?: string, message?: string): Promise<RunEnd> => {
-    await setupSettled();
-    return { kind: 'finished', report: await windUp(ctx, t, d, code, message) };
-  };
+  const finished = async (d: FinalDecision, code?: string, message?: string): Promise<RunEnd> =>
+    ({ kind: 'finished', report: await windUp(ctx, t, d, code, message) });
   // A task whose manager finished while the client was away: its journal or finish file says how it ended.
   if (t.rec.step === 'exited' && t.rec.decision) return finished(t.rec.decision, undefined, t.rec.finishMessage);
   if (t.rec.step === 'launched') {
@@ -216,7 +195,7 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     // a task that will not be resumed was left behind.
     const quitCleanly = !sup.killed && (t.intent?.kind === 'quit' || t.intent?.kind === 'remove');
     if (sup.killed || (!quitCleanly && (leftovers || orphans.some((g) => g !== launched.pgid)))) await runManagerCleanup(ctx.system, t.rec, slotDir);
-    await Promise.all([journaled, setupSettled()]);
+    await journaled;
     // handle_exited_app (client/app_control.cpp) reads the last status and trickle-up messages first: a
     // trickle announced between the last poll and the exit is still moved to the project dir.
     const last = await control.poll(ctx.system.clock(), { wss: 0, maxWss: os.totalmem() }).catch(() => []);

@@ -57,11 +57,10 @@ const tempName = (file: string) =>
  * or the old one, or complete): every temp file is written, then all are fsynced together, renamed, and
  * their folders fsynced together. Concurrent fsyncs share the file system's journal commits, so n files
  * cost about one writeFileAtomic instead of n (slot set-up: one soft-link file per app file, input and
- * output). When it returns, every file is durable (unless `syncFolders: false`). On a failure the temp files are removed; files
+ * output). When it returns, every file is durable. On a failure the temp files are removed; files
  * already renamed stay (each is complete).
  */
-export async function writeFilesAtomic(files: Array<{ file: string; data: string | Uint8Array; mode?: number }>,
-  opts: { syncFolders?: boolean } = {}): Promise<void> {
+export async function writeFilesAtomic(files: Array<{ file: string; data: string | Uint8Array; mode?: number }>): Promise<void> {
   const temps: string[] = [];
   try {
     const fds: number[] = [];
@@ -84,8 +83,7 @@ export async function writeFilesAtomic(files: Array<{ file: string; data: string
     for (const t of temps) if (t !== '') fs.rmSync(t, { force: true });
     throw e;
   }
-  // syncFolders: false leaves the folders' fsync to the caller (each file is complete, not yet durable).
-  if (opts.syncFolders ?? true) await Promise.all([...new Set(files.map((f) => path.dirname(f.file)))].map(fsyncDir));
+  await Promise.all([...new Set(files.map((f) => path.dirname(f.file)))].map(fsyncDir));
 }
 
 /** fsync a file written by other means (fsp.copyFile), before it is renamed into place. */
