@@ -249,11 +249,13 @@ export class Manager {
       return undefined;
     }
     const bs = r.state;
+    this.mark('saved state found');
     // Recorded before the overlay exists: from here on the state's disk is this task's backing file,
     // and no other task deletes it.
     this.state = this.freshState(bs.accel, 'disk', bs.key);
     await writeState(this.slot, this.state);
     await createOverlay(this.overlay, bs.disk);
+    this.mark('overlay made');
     await jobDiskMade;
     const t0 = Date.now();
     let vm: QemuVm | undefined;
