@@ -11,7 +11,7 @@ import { parseJob, serializeJob, type JobDescription } from '../src/job/jobfile.
 import { createOverlay, qemuArgs, startVm, type StartOptions } from '../src/manager/qemu.js';
 import { parseVmConfig } from '../src/manager/vm-config.js';
 import { Batch } from './lifecycle-helpers.js';
-import { installReferencePlatform, makeQemuReply, platformConfig, QEMU_PROJECT, qemuPidsTagged, REPO, writeQemuReply } from './qemu-fixture.js';
+import { installReferencePlatform, makeQemuReply, seedBootStates, platformConfig, QEMU_PROJECT, qemuPidsTagged, REPO, writeQemuReply } from './qemu-fixture.js';
 
 /**
  * The platform's one virtual CPU (docs/HOMOGENEITY.md): declared in alt_platform.xml, checked, carried in
@@ -179,6 +179,7 @@ describe('a checkpoint belongs to the CPU model it was taken on', () => {
   it('quit keeps a checkpoint recorded with its model; after the platform changes model the task starts over, on the new model', async () => {
     const d = path.join(tmp, 'ckpt');
     const dir = installReferencePlatform(d, 'x86_64-pc-linux-gnu');
+    await seedBootStates(d);
     await fsp.writeFile(path.join(d, 'global_prefs_override.xml'), '<global_preferences>\n   <disk_interval>1</disk_interval>\n</global_preferences>\n');
     const counter = Buffer.from('#!/bin/sh\ni=0\nwhile [ $i -lt 30 ]; do i=$((i+1)); echo "step $i"; usleep 100000; done\n');
     const { replyFile, filesDir } = writeQemuReply(d, makeQemuReply([{ result: 'cpu_ckpt', platform: 'x86_64-pc-linux-gnu', program: counter }]));

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CPU_MODEL, GLIBC_BASELINE_TUNABLES, NEHALEM_GLIBC_HWCAPS } from '../src/definition/cpu-baseline.js';
 import { buildPlainC } from './helpers/boinc-c.js';
-import { buildPi, installReferencePlatform, makeQemuReply, PLATFORM_DIR, qemuPidsTagged, REPO, writeQemuReply } from './qemu-fixture.js';
+import { buildPi, installReferencePlatform, makeQemuReply, seedBootStates, PLATFORM_DIR, qemuPidsTagged, REPO, writeQemuReply } from './qemu-fixture.js';
 
 /**
  * The homogeneity corpus (docs/HOMOGENEITY.md): programs whose output depends on the code paths the CPU
@@ -106,6 +106,7 @@ beforeAll(async () => {
   for (const backend of BACKENDS) {
     const d = path.join(work, backend.name);
     for (const p of backend.platforms) installReferencePlatform(d, p, backend.order);
+    await seedBootStates(d);
     const reply = makeQemuReply(Object.entries(TASKS).filter(([platform]) => backend.platforms.includes(platform)).map(([platform, progs]) => ({
       result: `${TAG}${backend.name}_${platform.split('-')[0]}`, platform, program: runner(progs),
       inputs: progs.map((p) => ({ openName: p, content: readFileSync(bins[p]!) })),

@@ -10,7 +10,8 @@ import { verifyPlatforms } from '../src/discovery/verify.js';
 import { isAltplatError, type AltplatErrorCode } from '../src/errors.js';
 import type { HostInfo } from '../src/host/probes.js';
 
-const MAIN = path.resolve('src/cli/main.ts');
+// The built CLI (npm test builds first): a tsx start costs ~1 s of CPU per call on these machines.
+const MAIN = path.resolve('dist/src/cli/main.js');
 const FIXTURES = path.resolve('fixtures/platforms');
 const host = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'expected.json'), 'utf8')).host as HostInfo;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'altplat-inst-'));
@@ -18,7 +19,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function altplat(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Batch } from './lifecycle-helpers.js';
 import {
-  buildPi, installReferencePlatform, makeQemuReply, PI_BUILDS, PLATFORM_DIR, QEMU_PROJECT, qemuPidsTagged, sha256File, writeQemuReply,
+  buildPi, installReferencePlatform, makeQemuReply, seedBootStates, PI_BUILDS, PLATFORM_DIR, QEMU_PROJECT, qemuPidsTagged, sha256File, writeQemuReply,
 } from './qemu-fixture.js';
 
 /**
@@ -35,6 +35,7 @@ async function dataDir(platforms: string[]): Promise<string> {
   const d = await fsp.mkdtemp(path.join(root, 'd-'));
   dataDirs.push(d);
   for (const p of platforms) installReferencePlatform(d, p);
+  await seedBootStates(d);
   // The volunteer's "checkpoint at most every N s" preference reaches the manager through init_data.xml.
   await fsp.writeFile(path.join(d, 'global_prefs_override.xml'),
     '<global_preferences>\n   <disk_interval>1</disk_interval>\n</global_preferences>\n');
@@ -209,7 +210,9 @@ describe('the manager follows the client', () => {
 describe('a client killed with SIGKILL (through the real CLI)', () => {
   it('the orphaned manager ends itself and its VM; the next `altplat run` resumes from the checkpoint', async () => {
     const d = await dataDir(['x86_64-pc-linux-gnu']);
-    const reply = makeQemuReply([{ result: 'mt_client', platform: 'x86_64-pc-linux-gnu', program: COUNTER, commandLine: '40' }]);
+    // 100 steps (~15 s of program) so that the first run cannot finish between its first checkpoint and
+    // the kill even when the test process is starved (a 40-step run once ended before the kill landed).
+    const reply = makeQemuReply([{ result: 'mt_client', platform: 'x86_64-pc-linux-gnu', program: COUNTER, commandLine: '100' }]);
     const { replyFile, filesDir } = writeQemuReply(d, reply);
     const cli = (args: string[]) => spawn(process.execPath, ['--import', 'tsx', path.resolve('src/cli/main.ts'), 'run', '--data-dir', d, '--host-platform', 'windows_x86_64', ...args], {
       env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
@@ -227,7 +230,9 @@ describe('a client killed with SIGKILL (through the real CLI)', () => {
     const report = JSON.parse(out) as { results: Array<{ name: string; outcome: string; stderr: string }> };
     expect(code).toBe(0);
     expect(report.results[0]).toMatchObject({ name: 'mt_client', outcome: 'success' });
+    // The first run really was cut off mid-task: its orphaned manager noticed the client was gone.
+    expect(report.results[0]!.stderr).toMatch(/BOINC client no longer exists - exiting/);
     expect(report.results[0]!.stderr).toMatch(/restored checkpoint altplat-ckpt-[ab]/);
-    expect(await fsp.readFile(path.join(d, 'projects', QEMU_PROJECT, 'mt_client_stdout_txt'), 'utf8')).toBe(expectedCounter(40));
+    expect(await fsp.readFile(path.join(d, 'projects', QEMU_PROJECT, 'mt_client_stdout_txt'), 'utf8')).toBe(expectedCounter(100));
   }, 180_000);
 });

@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadVmConfig, type VmConfig } from '../src/manager/vm-config.js';
@@ -220,4 +222,59 @@ export function writeQemuReply(dir: string, reply: { xml: string; files: Record<
   const replyFile = path.join(dir, name);
   writeFileSync(replyFile, reply.xml);
   return { replyFile, filesDir };
+}
+
+/*
+ * Saved booted guests shared by one test run. Every fresh data dir would otherwise cold-boot and save
+ * its own (≈10 s of CPU each, a third of the VM tests' time); a host that has used the platform before
+ * has one, so most tests start from a copy. The state is the product's own (prepareBootState), built
+ * once per run under a lock; the key does not depend on the data dir. Tests of the state itself
+ * (qemu-fast) do not seed. The run is the vitest process (every worker's parent).
+ */
+const SEED_ROOT = path.join(os.tmpdir(), `altplat-test-bootstates-${process.ppid}`);
+
+async function builtBootStates(): Promise<string> {
+  const vmDir = path.join(SEED_ROOT, 'data', 'altplat', 'vm');
+  const done = path.join(SEED_ROOT, 'done');
+  if (existsSync(done)) return vmDir;
+  mkdirSync(SEED_ROOT, { recursive: true });
+  const lock = path.join(SEED_ROOT, 'lock');
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      if (existsSync(done)) return vmDir;
+      // A worker killed while it held the lock: a build takes ~10 s, so one older than 3 minutes is dead.
+      if (Date.now() - statSync(lock, { throwIfNoEntry: false })!?.mtimeMs > 180_000) rmSync(lock, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    if (existsSync(done)) return vmDir;
+    const { prepareBootState } = await import('../src/manager/boot-state.js');
+    for (const name of ['x86_64-pc-linux-gnu', 'i686-pc-linux-gnu']) {
+      const cfg = path.join(REPO, 'alt_platforms', name, 'vm_config.xml');
+      if (!existsSync(cfg)) continue;
+      ensureImage();
+      const r = await prepareBootState({ dataDir: path.join(SEED_ROOT, 'data'), config: await loadVmConfig(cfg), platform: name, log: () => {} });
+      if ('reason' in r) throw new Error(`saved booted state for the tests: ${r.reason}`);
+    }
+    writeFileSync(done, '');
+    return vmDir;
+  } finally {
+    await fsp.rm(lock, { recursive: true, force: true });
+  }
+}
+
+/** Gives a data dir the run's saved booted guests (copies, reflinked where the file system can). */
+export async function seedBootStates(dataDir: string): Promise<void> {
+  const from = await builtBootStates();
+  const to = path.join(dataDir, 'altplat', 'vm');
+  mkdirSync(to, { recursive: true });
+  for (const key of readdirSync(from)) {
+    if (!/^[0-9a-f]{32}$/.test(key)) continue; // not the lock files or the hash cache (it is keyed by inode)
+    execFileSync('cp', ['-a', '--reflink=auto', path.join(from, key), path.join(to, `.seed-${key}`)]);
+    renameSync(path.join(to, `.seed-${key}`), path.join(to, key));
+  }
 }

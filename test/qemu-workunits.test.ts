@@ -4,7 +4,7 @@ import { existsSync, promises as fsp, readdirSync, readFileSync, writeFileSync }
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PLATFORM_DIR, QEMU_FIRST, qemuPidsTagged, REPO, sha256File } from './qemu-fixture.js';
+import { PLATFORM_DIR, QEMU_FIRST, qemuPidsTagged, REPO, seedBootStates, sha256File } from './qemu-fixture.js';
 import { MASTER, PROJECT_DIR, writeReply, type RunResult } from './helpers/wu-reply.js';
 
 /**
@@ -65,6 +65,7 @@ async function installedDataDir(name: string, prefs?: string): Promise<string> {
   // The QEMU backends first: these are the VM's work units, whichever backend this host would pick.
   await fsp.mkdir(path.join(d, 'altplat'), { recursive: true });
   await fsp.writeFile(path.join(d, 'altplat', 'backend_order.json'), JSON.stringify(QEMU_FIRST));
+  await seedBootStates(d);
   return d;
 }
 

@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { Patience } from './patience.js';
 import { AltplatError } from '../errors.js';
 
 /**
@@ -27,7 +28,8 @@ export class JsonLineSocket {
 
   /** Connects, retrying while the socket file does not exist yet or nobody listens (QEMU starting). */
   static async connect(socketPath: string, what: string, timeoutMs: number): Promise<JsonLineSocket> {
-    const deadline = Date.now() + timeoutMs;
+    // QEMU creates the socket as it starts: a QEMU starved of CPU (nice 19) is slow, not broken.
+    const patience = new Patience(timeoutMs);
     for (;;) {
       try {
         const sock = await new Promise<net.Socket>((resolve, reject) => {
@@ -38,7 +40,7 @@ export class JsonLineSocket {
         return new JsonLineSocket(sock, what);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) {
+        if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || patience.expired()) {
           throw new AltplatError('VM_SOCKET_CONNECT', `cannot connect to ${what} at ${socketPath}: ${(e as Error).message}`, { socketPath }, { cause: e });
         }
         await new Promise((r) => setTimeout(r, 20));

@@ -3,6 +3,7 @@ import { promises as fsp, openSync, closeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { Patience, watchForStarvation } from './patience.js';
 import { AltplatError, errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { kvmPrecheck, verdictStore } from './accel.js';
@@ -270,6 +271,9 @@ export class QemuVm {
       await fsp.rm(socketDir, { recursive: true, force: true });
       throw new AltplatError('VM_START_FAILED', `cannot start ${QEMU_BINARY} (is QEMU installed?)`, { binary: QEMU_BINARY });
     }
+    // Its timeouts count only time it could run (patience.ts): at nice 19 a busy host starves it.
+    const unwatch = watchForStarvation(child.pid);
+    void exited.then(unwatch);
     try {
       os.setPriority(child.pid, o.nice ?? 19);
     } catch { /* not fatal: some sandboxes forbid it */ }
@@ -305,11 +309,12 @@ export class QemuVm {
    */
   async waitAgent(timeoutMs = this.opts.config.bootTimeoutSec * 1000): Promise<number> {
     const t0 = Date.now();
-    const deadline = t0 + timeoutMs;
+    // Counts only time the VM could run: a host busy with the volunteer's own work starves it (patience.ts).
+    const patience = new Patience(timeoutMs);
     const failed = this.exited.then(async (e) => { throw await startFailure(this.opts, e); });
     failed.catch(() => undefined);
     const panicWatch = (async () => {
-      while (Date.now() < deadline && !this.hasExited) {
+      while (!patience.expired() && !this.hasExited) {
         const con = await fsp.readFile(path.join(this.opts.runDir, CONSOLE_LOG), 'utf8').catch(() => '');
         const m = /Kernel panic[^\n]*/.exec(con);
         if (m) throw new AltplatError('VM_KERNEL_PANIC', `the guest kernel panicked: ${m[0].trim()}`, { console: tail(con) });
@@ -324,13 +329,13 @@ export class QemuVm {
     panicWatch.catch(() => undefined);
     const ready = (async () => {
       // A saved state keeps the runstate it was saved in (stopped): run it once the stream is loaded.
-      if (this.opts.incoming) await this.finishIncoming(deadline);
+      if (this.opts.incoming) await this.finishIncoming(patience);
       // After -loadvm or -incoming the port is already open in the restored guest: no event comes, so sync directly.
       if (!this.opts.loadvm && !this.opts.incoming) {
         await this.qmp.waitEvent('VSERPORT_CHANGE', (d) => d.id === 'qgaport' && d.open === true, timeoutMs);
       }
       // A resumed guest answers within milliseconds: retry the handshake often rather than once a second.
-      await this.qga.sync(Math.max(1000, deadline - Date.now()), this.opts.incoming ? 100 : 1000);
+      await this.qga.sync(Math.max(1000, patience.remainingMs()), this.opts.incoming ? 100 : 1000);
     })();
     try {
       await Promise.race([ready, failed, panicWatch.then(() => new Promise(() => {}))]);
@@ -350,7 +355,7 @@ export class QemuVm {
     return Date.now() - t0;
   }
 
-  private async finishIncoming(deadline: number): Promise<void> {
+  private async finishIncoming(patience: Patience): Promise<void> {
     let delay = 2;
     for (;;) {
       const r = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
@@ -358,7 +363,7 @@ export class QemuVm {
       if (r.status === 'failed' || r.status === 'cancelled') {
         throw new AltplatError('VM_INCOMING_FAILED', `loading the saved state failed: ${r['error-desc'] ?? r.status}`, { status: r.status });
       }
-      if (Date.now() > deadline) throw new AltplatError('QMP_TIMEOUT', 'loading the saved state did not complete in time');
+      if (patience.expired()) throw new AltplatError('QMP_TIMEOUT', 'loading the saved state did not complete in time');
       await new Promise((res) => setTimeout(res, delay));
       delay = Math.min(20, delay * 2);
     }
@@ -418,7 +423,7 @@ export class QemuVm {
     await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
     const uri = `exec:cat > '${path.resolve(file).replace(/'/g, `'\\''`)}'`;
     await this.qmp.execute('migrate', { uri });
-    const deadline = Date.now() + timeoutMs;
+    const patience = new Patience(timeoutMs);
     let delay = 5;
     for (;;) {
       const r = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
@@ -426,7 +431,7 @@ export class QemuVm {
       if (r.status === 'failed' || r.status === 'cancelled') {
         throw new AltplatError('VM_SAVE_FAILED', `saving the VM's memory failed: ${r['error-desc'] ?? r.status}`, { status: r.status });
       }
-      if (Date.now() > deadline) throw new AltplatError('VM_SAVE_FAILED', `saving the VM's memory took over ${timeoutMs} ms`);
+      if (patience.expired()) throw new AltplatError('VM_SAVE_FAILED', `saving the VM's memory took over ${timeoutMs} ms`);
       await new Promise((res) => setTimeout(res, delay));
       delay = Math.min(50, delay * 2);
     }

@@ -1,5 +1,6 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import { randomInt } from 'node:crypto';
+import { Patience, patientTimeout } from './patience.js';
 import { AltplatError } from '../errors.js';
 import { JsonLineSocket } from './json-socket.js';
 
@@ -53,20 +54,20 @@ export class QgaClient {
   /** Waits for the next message satisfying `accept`, dropping others; rejects on timeout or close. */
   private next(what: string, timeoutMs: number, accept: (m: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancel = patientTimeout(timeoutMs, () => {
         this.waiter = undefined;
         this.synced = false;
         reject(new AltplatError('QGA_TIMEOUT', `guest agent command '${what}' got no answer within ${timeoutMs} ms`, { command: what }));
-      }, timeoutMs);
+      });
       this.waiter = (m) => {
         if (m.__closed) {
-          clearTimeout(timer);
+          cancel();
           this.waiter = undefined;
           reject(new AltplatError('VM_SOCKET_CLOSED', `guest agent connection closed during '${what}'`, { command: what }));
           return;
         }
         if (!accept(m)) return;
-        clearTimeout(timer);
+        cancel();
         this.waiter = undefined;
         resolve(m);
       };
@@ -89,16 +90,16 @@ export class QgaClient {
   }
 
   private async syncNow(timeoutMs: number, attemptMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const patience = new Patience(timeoutMs);
     for (;;) {
       const id = randomInt(1, 2 ** 47);
       this.sock.write({ execute: 'guest-sync-delimited', arguments: { id } }, Buffer.from([0xff]));
       try {
-        await this.next('guest-sync-delimited', Math.max(50, Math.min(attemptMs, deadline - Date.now())), (m) => m.return === id);
+        await this.next('guest-sync-delimited', Math.max(50, Math.min(attemptMs, patience.remainingMs())), (m) => m.return === id);
         this.synced = true;
         return;
       } catch (e) {
-        if ((e as AltplatError).code !== 'QGA_TIMEOUT' || Date.now() >= deadline) {
+        if ((e as AltplatError).code !== 'QGA_TIMEOUT' || patience.expired()) {
           if ((e as AltplatError).code === 'QGA_TIMEOUT') {
             throw new AltplatError('QGA_TIMEOUT', `guest agent did not answer guest-sync-delimited within ${timeoutMs} ms`, { command: 'guest-sync-delimited' });
           }
@@ -249,12 +250,12 @@ export class QgaClient {
 
   /** Polls guest-exec-status until the program exits (5 ms at first, backing off to `maxPollMs`). */
   async waitExec(pid: number, timeoutMs = 60_000, maxPollMs = 50): Promise<GuestExecStatus> {
-    const deadline = Date.now() + timeoutMs;
+    const patience = new Patience(timeoutMs);
     let delay = 5;
     for (;;) {
       const st = await this.execStatus(pid);
       if (st.exited) return st;
-      if (Date.now() > deadline) throw new AltplatError('QGA_TIMEOUT', `guest program pid ${pid} still running after ${timeoutMs} ms`, { pid });
+      if (patience.expired()) throw new AltplatError('QGA_TIMEOUT', `guest program pid ${pid} still running after ${timeoutMs} ms`, { pid });
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(maxPollMs, delay * 2);
     }

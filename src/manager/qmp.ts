@@ -1,5 +1,6 @@
 import { AltplatError } from '../errors.js';
 import { JsonLineSocket } from './json-socket.js';
+import { patientTimeout } from './patience.js';
 
 /** An asynchronous QMP event (`{"event": NAME, "data": {...}, "timestamp": {...}}`). */
 export interface QmpEvent {
@@ -14,7 +15,7 @@ export interface QmpOptions {
   commandTimeoutMs?: number;
 }
 
-type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; command: string };
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; cancelTimer: () => void; command: string };
 
 /**
  * QEMU Machine Protocol client over a unix socket: greeting + `qmp_capabilities`, commands with
@@ -36,7 +37,7 @@ export class QmpClient {
     sock.onMessage = (m) => this.onMessage(m);
     sock.onClose = (err) => {
       for (const [id, p] of this.pending) {
-        clearTimeout(p.timer);
+        p.cancelTimer();
         p.reject(new AltplatError('VM_SOCKET_CLOSED', `QMP connection closed while waiting for '${p.command}'`, { command: p.command }, { cause: err }));
         this.pending.delete(id);
       }
@@ -61,8 +62,8 @@ export class QmpClient {
   private waitGreeting(timeoutMs: number): Promise<Record<string, unknown>> {
     if (this.greeting) return Promise.resolve(this.greeting);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new AltplatError('QMP_TIMEOUT', `no QMP greeting within ${timeoutMs} ms`)), timeoutMs);
-      this.greetingWaiter = (g) => { clearTimeout(t); resolve(g); };
+      const cancel = patientTimeout(timeoutMs, () => reject(new AltplatError('QMP_TIMEOUT', `no QMP greeting within ${timeoutMs} ms`)));
+      this.greetingWaiter = (g) => { cancel(); resolve(g); };
     });
   }
 
@@ -82,7 +83,7 @@ export class QmpClient {
     const p = id !== undefined ? this.pending.get(id) : undefined;
     if (!p || id === undefined) return;
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    p.cancelTimer();
     if ('error' in m) {
       const err = m.error as { class?: string; desc?: string };
       p.reject(new AltplatError('QMP_COMMAND_FAILED', `QMP command '${p.command}' failed: ${err.class ?? 'Error'}: ${err.desc ?? JSON.stringify(err)}`,
@@ -96,15 +97,15 @@ export class QmpClient {
   execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = this.commandTimeoutMs): Promise<T> {
     const id = `altplat-${this.nextId++}`;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancelTimer = patientTimeout(timeoutMs, () => {
         this.pending.delete(id);
         reject(new AltplatError('QMP_TIMEOUT', `QMP command '${command}' got no answer within ${timeoutMs} ms`, { command }));
-      }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, command });
+      });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, cancelTimer, command });
       try {
         this.sock.write(args ? { execute: command, arguments: args, id } : { execute: command, id });
       } catch (e) {
-        clearTimeout(timer);
+        cancelTimer();
         this.pending.delete(id);
         reject(e as Error);
       }
@@ -132,7 +133,7 @@ export class QmpClient {
   /** Resolves with the first event (already seen or future) matching `name` and `pred`. */
   waitEvent(name: string, pred: (data: Record<string, unknown>) => boolean = () => true, timeoutMs = this.commandTimeoutMs): Promise<QmpEvent> {
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout;
+      let cancelTimer = (): void => {};
       const check = () => {
         const ev = this.events.find((e) => e.event === name && pred(e.data));
         if (ev) {
@@ -143,8 +144,8 @@ export class QmpClient {
           reject(new AltplatError('VM_SOCKET_CLOSED', `QMP connection closed while waiting for event ${name}`, { event: name }));
         }
       };
-      const finish = () => { clearTimeout(timer); this.eventWaiters.delete(check); };
-      timer = setTimeout(() => { finish(); reject(new AltplatError('QMP_TIMEOUT', `no QMP event ${name} within ${timeoutMs} ms`, { event: name })); }, timeoutMs);
+      const finish = () => { cancelTimer(); this.eventWaiters.delete(check); };
+      cancelTimer = patientTimeout(timeoutMs, () => { finish(); reject(new AltplatError('QMP_TIMEOUT', `no QMP event ${name} within ${timeoutMs} ms`, { event: name })); });
       this.eventWaiters.add(check);
       check();
     });

@@ -85,7 +85,7 @@ export function parseVmConfig(text: string, baseDir: string): VmConfig {
     kernel: inside(baseDir, need('kernel'), 'kernel'),
     initrd: inside(baseDir, need('initrd'), 'initrd'),
     baseDisk: inside(baseDir, need('base_disk'), 'base_disk'),
-    append: childText(root, 'append') ?? 'console=ttyS0 quiet panic=-1',
+    append: childText(root, 'append') ?? 'console=ttyS0 quiet panic=-1 no_timer_check',
     machine,
     cpuModel,
     memoryMb: num(root, 'memory_mb', 256, 64, 65536),
