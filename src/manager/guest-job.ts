@@ -3,8 +3,8 @@ import * as path from 'node:path';
 import { AltplatError } from '../errors.js';
 import { resolveFilename } from '../ipc/resolve.js';
 import type { JobDescription } from '../job/jobfile.js';
-import { shQuote, splitCommandLine } from './cmdline.js';
-import type { QgaClient } from './qga.js';
+import { splitCommandLine } from './cmdline.js';
+import type { GuestExecStatus, QgaClient } from './qga.js';
 
 /** File names the manager uses inside the guest's job directory for the program's output streams. */
 export const GUEST_STDOUT = '.altplat_stdout';
@@ -103,33 +103,82 @@ export async function programInterpreter(hostFile: string): Promise<string | und
   }
 }
 
-/**
- * Fails clearly when the guest lacks the main program's loader: the VM's image has no 32-bit
- * libraries and only the 64-bit ones qemu-ga needs (docs/REFERENCE_PLATFORM.md, "What programs can
- * run"). Returns a message for stderr.txt, or undefined when the program can be started.
- */
-export async function missingInterpreter(qga: QgaClient, slotDir: string, job: JobDescription): Promise<string | undefined> {
-  const host = await resolveFilename(slotDir, checkOpenName(job.mainProgram));
-  const interp = await programInterpreter(host);
-  if (!interp) return undefined;
-  const st = await qga.waitExec(await qga.exec('/bin/sh', { args: ['-c', 'test -e "$1"', 'sh', interp] }));
-  if (st.exitCode === 0) return undefined;
-  return `cannot start ${job.mainProgram}: it needs ${interp}, which the guest image does not have; ` +
-    (interp.includes('ld-linux.so.2') || interp.includes('ld-linux-')
-      ? 'it is dynamically linked against libraries the guest lacks; build it statically (gcc -static) for this platform'
-      : 'the guest has only busybox (/bin/sh and its applets)');
+/** The guest's own start-up helper (scripts/guest/altplat-resume.c), in the image's initramfs. */
+export const GUEST_HELPER = '/sbin/altplat-resume';
+/** The helper's exit status when the main program's loader is missing (its `-i` check). */
+const HELPER_NO_INTERPRETER = 3;
+
+export interface GuestStart {
+  /** The guest's job directory. */
+  guestDir: string;
+  personality?: 'native' | 'linux32';
+  /** After a resume from a saved booted state: the host's entropy for the reseed (the clock is set too). */
+  entropy?: Buffer;
+  /** The job disk's guest device, mounted at guestDir first; after the program the helper remounts it read-only. */
+  jobDevice?: string;
 }
 
-/** Starts the program in the guest: cwd = guestDir, stdout/stderr to files there; returns its guest pid. */
-export async function startProgram(qga: QgaClient, job: JobDescription, guestDir: string, personality: 'native' | 'linux32' = 'native'): Promise<number> {
-  // (busybox linux32 sets the personality and execs the program: the guest pid stays the program's)
-  const argv = [...(personality === 'linux32' ? ['/bin/linux32'] : []), `./${checkOpenName(job.mainProgram)}`, ...splitCommandLine(job.commandLine)];
+/**
+ * Starts the main program in ONE guest program (each guest program costs tens of ms under TCG, the
+ * first after a resume well over 100): the helper sets the clock and reseeds the RNG (after a resume),
+ * mounts the job disk, checks the program's loader, then starts the program as busybox sh did before
+ * (`cd guestDir && exec ./prog args >.altplat_stdout 2>.altplat_stderr`, same environment); with the
+ * job disk it waits for the program and remounts the disk read-only before it exits, so the host can
+ * read the outputs as soon as the exit is seen. Returns the guest pid to poll; what happened comes
+ * back with the exit (startOutcome).
+ */
+export async function startInGuest(qga: QgaClient, slotDir: string, job: JobDescription, o: GuestStart): Promise<number> {
+  const prog = checkOpenName(job.mainProgram);
+  const args: string[] = [];
+  if (o.entropy) {
+    const now = Date.now();
+    args.push('-t', String(Math.floor(now / 1000)), String((now % 1000) * 1e6), '-e');
+  }
+  if (o.jobDevice) args.push('-m', o.jobDevice, o.guestDir, '-x', `${o.guestDir}/${prog}`);
+  // The loader is read from the host copy; the guest checks only that it exists (as `test -e` did).
+  const interp = await programInterpreter(await resolveFilename(slotDir, prog));
+  if (interp) args.push('-i', interp);
+  if (o.jobDevice) args.push('-R', o.guestDir);
+  args.push('-c', o.guestDir, '-o', GUEST_STDOUT, '-E', GUEST_STDERR);
+  // (the linux32 personality is set by the helper before exec, as busybox linux32 did)
+  if (o.personality === 'linux32') args.push('-l');
   // The client puts the slot dir on the library path of every app it starts (client/app_start.cpp:
   // LD_LIBRARY_PATH = ../../projects/X:.:../..), so an app version may ship its own shared libraries;
-  // in the guest they all sit in the job directory, the program's working directory.
-  const script = `cd ${shQuote(guestDir)} && LD_LIBRARY_PATH=.\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} && export LD_LIBRARY_PATH && ` +
-    `exec ${argv.map(shQuote).join(' ')} >${GUEST_STDOUT} 2>${GUEST_STDERR}`;
-  return qga.exec('/bin/sh', { args: ['-c', script], captureOutput: false });
+  // in the guest they all sit in the job directory: the helper prepends `.` as the shell line did.
+  args.push('--', `./${prog}`, ...splitCommandLine(job.commandLine));
+  return qga.exec(GUEST_HELPER, { args, input: o.entropy, captureOutput: true });
+}
+
+export type StartOutcome =
+  | { kind: 'ran'; diskReadOnly: boolean }
+  | { kind: 'cannot-start'; message: string }
+  | { kind: 'prepare-failed'; error: AltplatError };
+
+/**
+ * What an ended startInGuest program says: the program ran (the exit status is its own; whether the
+ * job disk is read-only now), its loader is missing, or the preparation failed (the helper's reason).
+ * The program's own output never reaches the captured streams (they are redirected to files first),
+ * so only the helper writes there.
+ */
+export function startOutcome(st: GuestExecStatus, job: JobDescription): StartOutcome {
+  const out = st.stdout?.toString() ?? '';
+  const err = st.stderr?.toString().trim() ?? '';
+  if (out.split('\n').includes('started') || !/altplat-resume/.test(err)) return { kind: 'ran', diskReadOnly: out.split('\n').includes('readonly') };
+  const interp = /^altplat-resume: no interpreter (.*)$/m.exec(err)?.[1];
+  if (st.exitCode === HELPER_NO_INTERPRETER && interp) {
+    return {
+      kind: 'cannot-start',
+      message: `cannot start ${job.mainProgram}: it needs ${interp}, which the guest image does not have; ` +
+        (interp.includes('ld-linux.so.2') || interp.includes('ld-linux-')
+          ? 'it is dynamically linked against libraries the guest lacks; build it statically (gcc -static) for this platform'
+          : 'the guest has only busybox (/bin/sh and its applets)'),
+    };
+  }
+  return {
+    kind: 'prepare-failed',
+    error: new AltplatError('VM_GUEST_PREPARE_FAILED', `${GUEST_HELPER} failed in the guest before the program started (${st.exitCode ?? `signal ${st.signal}`}): ${err}`,
+      { exitCode: st.exitCode, signal: st.signal }),
+  };
 }
 
 /** Reads the program's own progress report, if it wrote one; undefined when absent or unreadable. */

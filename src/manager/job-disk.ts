@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { AltplatError } from '../errors.js';
 import { resolveFilename } from '../ipc/resolve.js';
 import type { JobDescription } from '../job/jobfile.js';
-import { checkOpenName, GUEST_STDERR, GUEST_STDERR_KEEP, GUEST_STDOUT, jobInputs, STDOUT_OPEN_NAME, type CopyOutReport } from './guest-job.js';
+import { checkOpenName, GUEST_HELPER, GUEST_STDERR, GUEST_STDERR_KEEP, GUEST_STDOUT, jobInputs, STDOUT_OPEN_NAME, type CopyOutReport } from './guest-job.js';
 import type { QgaClient } from './qga.js';
 import { QEMU_IMG } from './qemu.js';
 
@@ -116,27 +116,6 @@ export async function buildJobDisk(tools: DiskTools, slotDir: string, job: JobDe
   return bytes;
 }
 
-/**
- * The guest side of a start on the job disk, in one guest program (scripts/guest/altplat-resume.c):
- * mount the job disk at the job directory (its buffers dropped first) and make the main program
- * executable; after a resume from a saved booted state also set the clock to the host's and reseed the
- * RNG with `entropy` from the host.
- */
-export async function prepareGuest(qga: QgaClient, guestDir: string, mainProgram: string, resumed?: { entropy: Buffer }): Promise<void> {
-  const args: string[] = [];
-  if (resumed) {
-    const now = Date.now();
-    args.push('-t', String(Math.floor(now / 1000)), String((now % 1000) * 1e6), '-e');
-  }
-  args.push('-m', JOB_DEVICE, guestDir, '-x', `${guestDir}/${checkOpenName(mainProgram)}`);
-  const pid = await qga.exec('/sbin/altplat-resume', { args, input: resumed?.entropy, captureOutput: true });
-  const st = await qga.waitExec(pid, 30_000);
-  if (st.exitCode !== 0) {
-    throw new AltplatError('VM_GUEST_PREPARE_FAILED', `altplat-resume ${args.slice(resumed ? 4 : 0).join(' ')} failed in the guest (${st.exitCode ?? `signal ${st.signal}`}): ${st.stderr?.toString().trim() ?? ''}`,
-      { exitCode: st.exitCode, signal: st.signal });
-  }
-}
-
 interface DiskEntry { type: string; size: number }
 
 /** Runs debugfs commands from a file (one process for all of them); returns its stdout. */
@@ -189,11 +168,13 @@ const plainName = (n: string) => /^[^"\\\x00-\x1f\x7f]+$/.test(n);
  * rename), missing ones reported, ones over max_nbytes left as a sparse file of the real size. A symlink,
  * special file or odd name is fetched through the agent instead, inside the guest, as before.
  * `viaAgent` is the agent copy for one output; returns undefined when the disk could not be used at all.
+ * `alreadyReadOnly`: the start helper has remounted it (startOutcome's diskReadOnly).
  */
 export async function copyOutDisk(tools: DiskTools, qga: QgaClient, slotDir: string, job: JobDescription, guestDir: string,
-  viaAgent: (openName: string, report: CopyOutReport) => Promise<void>, log: (s: string) => void): Promise<CopyOutReport | undefined> {
+  viaAgent: (openName: string, report: CopyOutReport) => Promise<void>, log: (s: string) => void, alreadyReadOnly = false): Promise<CopyOutReport | undefined> {
   try {
-    await qga.run('/sbin/altplat-resume', ['-r', guestDir]);
+    // Usually done already: the start helper remounts the disk read-only as soon as the program exits.
+    if (!alreadyReadOnly) await qga.run(GUEST_HELPER, ['-r', guestDir]);
   } catch (e) {
     log(`the job disk could not be made read-only in the guest (${(e as Error).message}); copying outputs through the agent`);
     return undefined;

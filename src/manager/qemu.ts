@@ -38,12 +38,29 @@ export async function createOverlay(overlay: string, base: string, appOverlay?: 
   await fsp.rm(overlay, { force: true });
   const backing = path.resolve(appOverlay ?? base);
   try {
-    const { stdout } = await execFileP(QEMU_IMG, ['info', '-U', '--output=json', path.resolve(base)]);
-    const size = (JSON.parse(stdout) as { 'virtual-size': number })['virtual-size'];
+    const size = await qcow2VirtualSize(base) ?? (JSON.parse((await execFileP(QEMU_IMG, ['info', '-U', '--output=json', path.resolve(base)])).stdout) as { 'virtual-size': number })['virtual-size'];
     await execFileP(QEMU_IMG, ['create', '-q', '-f', 'qcow2', '-u', '-F', 'qcow2', '-b', backing, overlay, String(size)]);
   } catch (e) {
     throw new AltplatError('VM_OVERLAY_FAILED', `qemu-img create of ${overlay} on ${backing} failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`,
       { overlay, backing }, { cause: e });
+  }
+}
+
+/**
+ * A qcow2 image's virtual size from its header (magic `QFI\xfb`, size at byte 24, big-endian; the
+ * same in every qcow2 version): one qemu-img run less before each task. Undefined when the file is not
+ * qcow2 (qemu-img info decides then).
+ */
+async function qcow2VirtualSize(file: string): Promise<number | undefined> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const b = Buffer.alloc(32);
+    const { bytesRead } = await fh.read(b, 0, 32, 0);
+    if (bytesRead < 32 || b.readUInt32BE(0) !== 0x514649fb) return undefined;
+    const size = Number(b.readBigUInt64BE(24));
+    return Number.isSafeInteger(size) && size > 0 ? size : undefined;
+  } finally {
+    await fh.close();
   }
 }
 
