@@ -61,7 +61,7 @@ export async function checkOutputPaths(projectDir: string, a: Assignment): Promi
   for (const ref of a.result.fileRefs) {
     const file = path.join(projectDir, ref.fileName);
     if (!(await assertRealDirInside(dataRoot, path.dirname(file), { allowMissing: true }))) continue;
-    const st = await fsp.lstat(file).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    const st = lstatSync(file, { throwIfNoEntry: false }); // direct, as the folder walk before it
     if (!st || (st.isFile() && st.nlink === 1)) continue;
     const what = st.isSymbolicLink() ? `a symbolic link (to ${await fsp.readlink(file).catch(() => '?')})`
       : st.isFile() ? `a hard link (${st.nlink} names)` : 'not a regular file';
@@ -82,7 +82,7 @@ export async function dropPlantedOutputs(projectDir: string, a: Assignment): Pro
   for (const ref of a.result.fileRefs) {
     const file = path.join(projectDir, ref.fileName);
     if (!(await assertRealDirInside(dataRoot, path.dirname(file), { allowMissing: true }))) continue;
-    const st = await fsp.lstat(file).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    const st = lstatSync(file, { throwIfNoEntry: false }); // direct, as the folder walk before it
     if (!st || (st.isFile() && st.nlink === 1)) continue;
     if (st.isDirectory()) {
       throw new AltplatError('OUTPUT_PATH_IS_A_FOLDER', `output ${ref.fileName} names a folder in the project dir; it is not removed`, { file: ref.fileName });
