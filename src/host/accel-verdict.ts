@@ -1,4 +1,4 @@
-import { constants, promises as fsp } from 'node:fs';
+import { constants, promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { STATE_DIR } from '../paths.js';
@@ -95,7 +95,7 @@ interface VerdictFile { version: 1; verdicts: Record<string, AccelVerdict> }
 /** Every recorded verdict; none when the file is missing or damaged (a damaged file is rewritten at the next record). */
 export async function readAccelVerdicts(dataDir: string): Promise<AccelVerdict[]> {
   try {
-    const v = JSON.parse(await fsp.readFile(path.join(dataDir, ACCEL_VERDICT_FILE), 'utf8')) as VerdictFile;
+    const v = JSON.parse(readFileSync(path.join(dataDir, ACCEL_VERDICT_FILE), 'utf8')) as VerdictFile; // small, read before every launch
     return v && v.version === 1 && v.verdicts && typeof v.verdicts === 'object' ? Object.values(v.verdicts) : [];
   } catch {
     return [];

@@ -1,6 +1,15 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import type { HostInfoData } from '../ipc/init-data.js';
+
+/** A procfs file's text, or '' when it cannot be read. */
+function readOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 /**
  * Host figures the BOINC client measures for init_data.xml's <host_info> and the scheduler request
@@ -11,17 +20,21 @@ import type { HostInfoData } from '../ipc/init-data.js';
 export async function measureHostInfo(dataDir: string): Promise<Partial<HostInfoData>> {
   const out: Partial<HostInfoData> = {};
   if (process.platform === 'linux') {
-    const cpuinfo = await fsp.readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+    // procfs answers from memory: read directly (this runs before every launch).
+    const cpuinfo = readOr('/proc/cpuinfo');
     const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1]?.trim();
     const vendor = field('vendor_id');
     const model = field('model name');
     const flags = field('flags') ?? field('Features');
     const cache = field('cache size');
+    // The online processors, one `processor` entry each (BOINC: sysconf(_SC_NPROCESSORS_ONLN)).
+    const ncpus = cpuinfo.match(/^processor\s*:/gm)?.length ?? 0;
+    if (ncpus > 0) out.pNcpus = ncpus;
     if (vendor) out.pVendor = vendor;
     if (model) out.pModel = model;
     if (flags) out.pFeatures = flags;
     if (cache) out.mCache = Number.parseInt(cache, 10) * 1024;
-    const meminfo = await fsp.readFile('/proc/meminfo', 'utf8').catch(() => '');
+    const meminfo = readOr('/proc/meminfo');
     const swap = /^SwapTotal:\s*(\d+)\s*kB/m.exec(meminfo);
     if (swap) out.mSwap = Number(swap[1]) * 1024;
     out.osName = 'Linux';

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import * as path from 'node:path';
-import { promises as fsp } from 'node:fs';
+import * as fs from 'node:fs';
 import { errnoCode } from '../errors.js';
 import {
   ProcessState, type AppStatus, type ClientControl, type ControlAction, type ControlMessage,
@@ -168,7 +168,7 @@ class ClientControlImpl implements ClientControl {
 export async function openClientControl(slotDir: string, opts: ClientControlOptions = {}): Promise<ClientControl & { readonly pendingControl: readonly string[] }> {
   const file = path.join(slotDir, MMAP_FILE_NAME);
   try {
-    await fsp.access(file);
+    fs.accessSync(file);
   } catch (e) {
     if (errnoCode(e) !== 'ENOENT') throw e;
     await createMmapFile(slotDir);

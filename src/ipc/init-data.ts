@@ -112,15 +112,17 @@ export type InitData = Pick<FullInitData, Essential> & Partial<Omit<FullInitData
   proxyInfo?: Partial<ProxyInfo>;
 };
 
-function defaultHostInfo(): HostInfoData {
+function defaultHostInfo(given: Partial<HostInfoData> = {}): HostInfoData {
+  // os.cpus() reads /proc/cpuinfo and /proc/stat: only when the caller's figures lack what it gives.
+  const cpus = given.pNcpus !== undefined && given.pVendor !== undefined && given.pModel !== undefined ? [] : os.cpus();
   return {
     timezone: -new Date().getTimezoneOffset() * 60,
     domainName: os.hostname(),
     ipAddr: '',
     hostCpid: '',
-    pNcpus: os.cpus().length || 1,
-    pVendor: os.cpus()[0]?.model.split(' ')[0] ?? '',
-    pModel: os.cpus()[0]?.model ?? '',
+    pNcpus: cpus.length || 1,
+    pVendor: cpus[0]?.model.split(' ')[0] ?? '',
+    pModel: cpus[0]?.model ?? '',
     pFeatures: '',
     pFpops: 0,
     pIops: 0,
@@ -150,7 +152,7 @@ export function withDefaults(d: InitData): FullInitData {
     vboxWindow: 0, noPriorityChange: false, processPriority: -1, processPrioritySpecial: -1,
     globalPreferences: '', appFiles: [],
     ...d,
-    hostInfo: { ...defaultHostInfo(), ...d.hostInfo },
+    hostInfo: { ...defaultHostInfo(d.hostInfo), ...d.hostInfo },
     proxyInfo: { ...defaultProxyInfo(), ...d.proxyInfo },
   };
 }
@@ -254,10 +256,14 @@ export function serializeInitData(data: InitData): string {
   return `${text}</app_init_data>\n`;
 }
 
-/** Write `<slot>/init_data.xml` atomically (BOINC deletes and rewrites it before every start). */
+/**
+ * Write `<slot>/init_data.xml` by temp file and rename (BOINC deletes and rewrites it before every
+ * start). Not fsynced: it is rebuilt from the journal before every launch, so a power cut that loses
+ * it costs nothing (client/app_start.cpp write_init_data_file does not sync it either).
+ */
 export async function writeInitData(slotDir: string, data: InitData): Promise<string> {
   const file = path.join(slotDir, INIT_DATA_FILE);
-  await writeFileAtomic(file, serializeInitData(data));
+  await writeFileAtomic(file, serializeInitData(data), 0o644, { durable: false });
   return file;
 }
 

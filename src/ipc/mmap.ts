@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 
@@ -44,18 +43,19 @@ export const CHANNEL_NAMES: readonly string[] = [
  */
 export async function createMmapFile(slotDir: string): Promise<string> {
   const file = path.join(slotDir, MMAP_FILE_NAME);
-  let handle: fsp.FileHandle;
+  // Synchronous, as the channel calls below: an open and an 8 KiB write into the page cache.
+  let fd: number;
   try {
-    handle = await fsp.open(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o666);
+    fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o666);
   } catch (e) {
     throw new AltplatError('IPC_MMAP_CREATE_FAILED', `cannot create ${file}: ${(e as Error).message}`,
       { file, errno: errnoCode(e) }, { cause: e });
   }
   try {
     // Writing 8192 zero bytes at offset 0 both zeroes the channels and extends a short file.
-    await handle.write(Buffer.alloc(SHARED_MEM_SIZE), 0, SHARED_MEM_SIZE, 0);
+    fs.writeSync(fd, Buffer.alloc(SHARED_MEM_SIZE), 0, SHARED_MEM_SIZE, 0);
   } finally {
-    await handle.close();
+    fs.closeSync(fd);
   }
   return file;
 }

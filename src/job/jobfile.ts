@@ -85,9 +85,10 @@ export function serializeJob(job: JobDescription): string {
   return lines.join('\n');
 }
 
+/** Rewritten before every launch of the manager (as init_data.xml), so renamed into place but not fsynced. */
 export async function writeJobFile(slotDir: string, job: JobDescription): Promise<string> {
   const file = path.join(slotDir, JOB_FILE);
-  await writeFileAtomic(file, serializeJob(job));
+  await writeFileAtomic(file, serializeJob(job), 0o644, { durable: false });
   return file;
 }
 

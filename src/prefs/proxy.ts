@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode } from '../errors.js';
 import { xmlEscape } from '../util/xml.js';
@@ -52,7 +52,7 @@ export function parseProxyInfo(inner: string): { info: ProxyInfo; present: boole
 async function proxyIn(file: string, scope: RegExp): Promise<{ info: ProxyInfo; present: boolean } | undefined> {
   let text: string;
   try {
-    text = await fsp.readFile(file, 'latin1');
+    text = readFileSync(file, 'latin1'); // directly, as the other files init_data.xml is made from
   } catch (e) {
     if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return undefined;
     throw e;

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { lstatSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 import { assertRealDirInside } from '../util/owned-dir.js';
@@ -44,7 +44,12 @@ async function emptyDir(dir: string): Promise<void> {
     if (errnoCode(e) === 'ENOENT') return;
     throw e;
   }
-  for (const name of names) await removeEntry(path.join(dir, name));
+  // Entries are independent: removed together (a slot holds a dozen small files; one by one, each
+  // lstat and unlink waits its turn in the thread pool).
+  // All are settled before an error is thrown, so nothing is still being deleted once this returns.
+  const settled = await Promise.allSettled(names.map((name) => removeEntry(path.join(dir, name))));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**
@@ -92,6 +97,7 @@ export async function dropPlantedEntries(slotDir: string, names: readonly string
  * may then be read, written, moved or deleted through it.
  */
 export async function isRealDirOrMissing(dir: string): Promise<boolean> {
-  const st = await fsp.lstat(dir).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+  // Synchronous, as the owned-folder walks (src/util/owned-dir.ts): one lstat of a folder just used.
+  const st = lstatSync(dir, { throwIfNoEntry: false });
   return st === undefined || st.isDirectory();
 }

@@ -1,24 +1,61 @@
 import { createHash } from 'node:crypto';
-import { constants as fsc, createReadStream, promises as fsp } from 'node:fs';
+import * as fs from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 import type { ReplyFileInfo } from '../scheduler/reply-types.js';
 import { ioError } from '../util/io-error.js';
 import { assertRealDirInside, componentsBelow, ensureOwnedDir, openRegularNoFollow } from '../util/owned-dir.js';
 
-export async function md5File(file: string): Promise<string> {
+/** Below this, a file is hashed with direct calls: one read, no thread-pool round trips. */
+const SMALL_FILE = 1 << 20;
+
+export async function md5File(file: string, sizeHint?: number): Promise<string> {
+  if (sizeHint !== undefined && sizeHint <= SMALL_FILE) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isFile() && st.size <= SMALL_FILE) return createHash('md5').update(fs.readFileSync(fd)).digest('hex');
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  const fh = await fsp.open(file, 'r');
+  try {
+    return await md5Of(fh);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * md5 of an open file, read in 1 MiB chunks through the handle: a small input costs one read, where a
+ * read stream's set-up cost more than the hashing (every input is hashed at accept() and at start()).
+ */
+async function md5Of(fh: fsp.FileHandle): Promise<string> {
   const h = createHash('md5');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) break;
+    h.update(buf.subarray(0, bytesRead));
+  }
   return h.digest('hex');
 }
 
 /** md5 of a regular file opened without following a link at its name (an output the app left). */
 export async function md5RegularFile(file: string): Promise<string> {
+  const fd = fs.openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new AltplatError('NOT_A_REGULAR_FILE', `${file} is not a regular file`, { path: file });
+    if (st.size <= SMALL_FILE) return createHash('md5').update(fs.readFileSync(fd)).digest('hex');
+  } finally {
+    fs.closeSync(fd);
+  }
   const fh = await openRegularNoFollow(file);
   try {
-    const h = createHash('md5');
-    for await (const chunk of fh.createReadStream({ autoClose: false })) h.update(chunk as Buffer);
-    return h.digest('hex');
+    return await md5Of(fh);
   } finally {
     await fh.close();
   }
@@ -39,7 +76,7 @@ export function projectRoots(projectDir: string): { dataRoot: string; projects: 
 export async function checkProjectFilePath(projectDir: string, file: string, name: string): Promise<void> {
   const { dataRoot, projects } = projectRoots(projectDir);
   if (!(await assertRealDirInside(dataRoot, path.dirname(file), { allowMissing: true }))) return; // missing: the stat says so
-  const st = await fsp.lstat(file).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+  const st = fs.lstatSync(file, { throwIfNoEntry: false });
   // A hard link shares its bytes with a name that may be anywhere on the file system (a secret with the
   // right md5, say); BOINC's downloads and altplat's staging never make one, so such an input is refused.
   if (st?.isFile() && st.nlink > 1) {
@@ -75,7 +112,7 @@ export async function verifyProjectFile(file: string, info: ReplyFileInfo, opts:
   if (opts.projectDir !== undefined) await checkProjectFilePath(opts.projectDir, file, info.name);
   let st;
   try {
-    st = await fsp.stat(file);
+    st = fs.statSync(file);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') {
       throw new AltplatError('INPUT_MISSING', `file ${info.name} is not in the project dir (${file}); the embedding client must download it, or pass --files DIR`, { file: info.name });
@@ -87,7 +124,7 @@ export async function verifyProjectFile(file: string, info: ReplyFileInfo, opts:
     throw new AltplatError('INPUT_SIZE_MISMATCH', `file ${info.name} has ${st.size} bytes; the reply says ${info.nbytes}`, { file: info.name, nbytes: st.size, expected: info.nbytes });
   }
   if (info.md5 !== undefined) {
-    const md5 = await md5File(file).catch((e) => Promise.reject(ioError(e, `reading ${info.name}`)));
+    const md5 = await md5File(file, st.size).catch((e) => Promise.reject(ioError(e, `reading ${info.name}`)));
     if (md5 !== info.md5) {
       throw new AltplatError('INPUT_MD5_MISMATCH', `file ${info.name} has md5 ${md5}; the reply says ${info.md5}`, { file: info.name, md5, expected: info.md5 });
     }

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { errnoCode } from '../errors.js';
@@ -47,6 +48,15 @@ export async function moveCopiedOutputs(slotDir: string, projectDir: string, a: 
   }
 }
 
+/** lstat as a direct call (the folders of a slot just used); undefined when it fails. */
+function lstatOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Every folder between `root` and `file` (exclusive) is a real directory, not a symlink: then a path
  * operation on `file` stays inside `root` whatever the app left in its slot.
@@ -56,7 +66,7 @@ export async function realDirsUpTo(root: string, file: string): Promise<boolean>
   let dir = root;
   for (const part of parts) {
     dir = path.join(dir, part);
-    const st = await fsp.lstat(dir).catch(() => undefined);
+    const st = lstatOrUndefined(dir);
     if (!st || !st.isDirectory()) return false;
   }
   return true;
@@ -78,7 +88,7 @@ export async function checkOutputs(projectDir: string, a: Assignment): Promise<{
     // Nothing is read through a folder that is a link: the output then counts as missing.
     if (await isRealDirInside(dataRoot, path.dirname(file))) {
       try {
-        st = await fsp.lstat(file);
+        st = fs.lstatSync(file);
       } catch (e) {
         if (errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR') throw e;
       }
@@ -101,22 +111,24 @@ export async function checkOutputs(projectDir: string, a: Assignment): Promise<{
 
 /** The last 63 KB of the slot's stderr.txt ('' when there is none). */
 export async function readStderrTail(slotDir: string, limit = STDERR_TAIL_BYTES): Promise<string> {
-  let fh;
+  // Direct calls: at most 63 KB from the page cache.
+  let fd: number;
   try {
     // O_NOFOLLOW: a stderr.txt the app replaced by a symlink (to /etc/shadow, say) is not read into the report.
-    fh = await fsp.open(path.join(slotDir, STDERR_FILE), fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    fd = fs.openSync(path.join(slotDir, STDERR_FILE), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ELOOP') return '';
     throw e;
   }
   try {
-    const { size } = await fh.stat();
-    const start = Math.max(0, size - limit);
-    const buf = Buffer.alloc(size - start);
-    await fh.read(buf, 0, buf.length, start);
-    return buf.toString('utf8');
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return ''; // a fifo planted at the name is not read (it would block)
+    const start = Math.max(0, st.size - limit);
+    const buf = Buffer.alloc(st.size - start);
+    const n = fs.readSync(fd, buf, 0, buf.length, start);
+    return buf.toString('utf8', 0, n);
   } finally {
-    await fh.close();
+    fs.closeSync(fd);
   }
 }
 

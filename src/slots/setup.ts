@@ -1,9 +1,9 @@
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { constants as fsc, lstatSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 import { escapeProjectUrl, PROJECTS_DIR } from '../paths.js';
 import type { Assignment, ReplyFileRef } from '../scheduler/reply-types.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { fsyncDir, fsyncFile, writeFileAtomic, writeFilesAtomic } from '../util/atomic.js';
 import { appendNoFollow, assertRealDirInside, ensureOwnedDir } from '../util/owned-dir.js';
 import { projectRoots, verifyProjectFile } from './files.js';
 
@@ -33,14 +33,9 @@ export function slotPath(slotDir: string, ref: ReplyFileRef): string {
   return p;
 }
 
+/** lstat of an entry of a folder just checked: direct, as the owned-folder walks (src/util/owned-dir.ts). */
 async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return false;
-    throw e;
-  }
+  return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
 }
 
 /**
@@ -66,7 +61,7 @@ export async function checkOutputPaths(projectDir: string, a: Assignment): Promi
   for (const ref of a.result.fileRefs) {
     const file = path.join(projectDir, ref.fileName);
     if (!(await assertRealDirInside(dataRoot, path.dirname(file), { allowMissing: true }))) continue;
-    const st = await fsp.lstat(file).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    const st = lstatSync(file, { throwIfNoEntry: false }); // direct, as the folder walk before it
     if (!st || (st.isFile() && st.nlink === 1)) continue;
     const what = st.isSymbolicLink() ? `a symbolic link (to ${await fsp.readlink(file).catch(() => '?')})`
       : st.isFile() ? `a hard link (${st.nlink} names)` : 'not a regular file';
@@ -87,7 +82,7 @@ export async function dropPlantedOutputs(projectDir: string, a: Assignment): Pro
   for (const ref of a.result.fileRefs) {
     const file = path.join(projectDir, ref.fileName);
     if (!(await assertRealDirInside(dataRoot, path.dirname(file), { allowMissing: true }))) continue;
-    const st = await fsp.lstat(file).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    const st = lstatSync(file, { throwIfNoEntry: false }); // direct, as the folder walk before it
     if (!st || (st.isFile() && st.nlink === 1)) continue;
     if (st.isDirectory()) {
       throw new AltplatError('OUTPUT_PATH_IS_A_FOLDER', `output ${ref.fileName} names a folder in the project dir; it is not removed`, { file: ref.fileName });
@@ -103,16 +98,18 @@ export async function dropPlantedOutputs(projectDir: string, a: Assignment): Pro
  * inputs, then non-copied outputs each become a soft-link file at their open name (or a copy with
  * `<copy_file/>`; copied outputs get nothing — the app creates them); an existing entry is left alone,
  * which makes a half-done setup safe to repeat. `boinc_setup_complete` marks the end; if it is there
- * already, nothing is done (the restart case). Inputs are checked against nbytes/md5 first.
+ * already, nothing is done (the restart case). Inputs are checked against nbytes/md5 first, unless the
+ * caller has just checked them (`inputsChecked`: runTask checks them before it takes a slot). The
+ * soft-link files are written together (writeFilesAtomic: each is durable before the marker is written).
  */
 export async function setupSlot(slotDir: string, projectDir: string, a: Assignment,
-  hooks: { afterFile?: (openName: string) => void } = {}): Promise<{ skipped: boolean }> {
+  hooks: { afterFile?: (openName: string) => void; inputsChecked?: boolean } = {}): Promise<{ skipped: boolean }> {
   // slots/ and slots/N must be real folders of the data dir (the data dir is <slotDir>/../..).
   const slotsParent = path.dirname(path.dirname(slotDir));
   await ensureOwnedDir(slotsParent, path.relative(slotsParent, slotDir));
   await dropPlantedOutputs(projectDir, a);
   if (await exists(path.join(slotDir, SETUP_COMPLETE_FILE))) return { skipped: true };
-  await checkInputs(projectDir, a);
+  if (!hooks.inputsChecked) await checkInputs(projectDir, a);
   // FILE_INFO::set_permissions (client/client_types.cpp): files marked <executable/> get their x bits,
   // whoever downloaded them into the project dir.
   for (const ref of a.appVersion.fileRefs) {
@@ -126,6 +123,8 @@ export async function setupSlot(slotDir: string, projectDir: string, a: Assignme
     ...a.workunit.fileRefs.map((ref) => ({ ref, output: false })),
     ...a.result.fileRefs.map((ref) => ({ ref, output: true })),
   ];
+  const links: Array<{ file: string; data: string; openName: string }> = [];
+  const copiedDirs = new Set<string>();
   for (const { ref, output } of refs) {
     const dest = slotPath(slotDir, ref);
     if (await exists(dest)) continue;
@@ -136,14 +135,21 @@ export async function setupSlot(slotDir: string, projectDir: string, a: Assignme
       await fsp.rm(tmp, { force: true });
       await fsp.copyFile(path.join(projectDir, ref.fileName), tmp, fsc.COPYFILE_EXCL);
       if (a.files[ref.fileName]?.executable || ref.mainProgram) await fsp.chmod(tmp, 0o755);
+      await fsyncFile(tmp);
       await fsp.rename(tmp, dest);
-    } else {
-      await writeFileAtomic(dest, softLinkText(a.masterUrl, ref.fileName));
+      copiedDirs.add(path.dirname(dest));
+      hooks.afterFile?.(ref.openName);
+    } else if (!links.some((l) => l.file === dest)) {
+      links.push({ file: dest, data: softLinkText(a.masterUrl, ref.fileName), openName: ref.openName });
     }
-    hooks.afterFile?.(ref.openName);
   }
+  // Every entry is durable before the marker exists (copies fsynced before their rename, their folders after).
+  await Promise.all([writeFilesAtomic(links), ...[...copiedDirs].map(fsyncDir)]);
+  for (const l of links) hooks.afterFile?.(l.openName);
   // stderr.txt exists from the start so a manager that dies before writing still leaves a (empty) log.
   await appendNoFollow(path.join(slotDir, STDERR_FILE), '');
-  await writeFileAtomic(path.join(slotDir, SETUP_COMPLETE_FILE), '');
+  // The marker needs no fsync of its own: the entries it vouches for are durable already, and a marker
+  // lost in a power cut only makes the next start redo the set-up, which leaves every entry alone.
+  await writeFileAtomic(path.join(slotDir, SETUP_COMPLETE_FILE), '', 0o644, { durable: false });
   return { skipped: false };
 }

