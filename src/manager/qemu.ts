@@ -3,7 +3,7 @@ import { promises as fsp, openSync, closeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { Patience, watchForStarvation } from './patience.js';
+import { Patience, patientTimeout, watchForStarvation } from './patience.js';
 import { AltplatError, errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { kvmPrecheck, verdictStore } from './accel.js';
@@ -487,9 +487,10 @@ export class QemuVm {
 
   private async waitExit(ms: number): Promise<boolean> {
     if (this.hasExited) return true;
-    let t: NodeJS.Timeout | undefined;
-    const r = await Promise.race([this.exited.then(() => true), new Promise<boolean>((res) => { t = setTimeout(() => res(false), ms); })]);
-    clearTimeout(t);
+    // Patient: a starved QEMU that is shutting down is slow, and a SIGKILL would leave its images dirty.
+    let cancel = (): void => {};
+    const r = await Promise.race([this.exited.then(() => true), new Promise<boolean>((res) => { cancel = patientTimeout(ms, () => res(false)); })]);
+    cancel();
     return r;
   }
 
