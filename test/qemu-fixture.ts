@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { promises as fsp } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, promises as fsp, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -246,7 +245,8 @@ async function builtBootStates(): Promise<string> {
     } catch {
       if (existsSync(done)) return vmDir;
       // A worker killed while it held the lock: a build takes ~10 s, so one older than 3 minutes is dead.
-      if (Date.now() - statSync(lock, { throwIfNoEntry: false })!?.mtimeMs > 180_000) rmSync(lock, { recursive: true, force: true });
+      const held = statSync(lock, { throwIfNoEntry: false });
+      if (held && Date.now() - held.mtimeMs > 180_000) rmSync(lock, { recursive: true, force: true });
       await new Promise((r) => setTimeout(r, 200));
     }
   }

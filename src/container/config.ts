@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AltplatError } from '../errors.js';
+import { configValueReaders } from '../util/config-values.js';
 import { childBool, childText, parseXml, type XmlNode } from '../util/xml.js';
 
 export type EngineName = 'podman' | 'docker';
@@ -22,23 +23,7 @@ export interface ContainerConfig {
   network: boolean;
 }
 
-function num(node: XmlNode, tag: string, dflt: number, min: number, max: number): number {
-  const t = childText(node, tag);
-  if (t === undefined) return dflt;
-  const n = Number(t);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new AltplatError('CONTAINER_CONFIG_BAD_VALUE', `container_config.xml: <${tag}> must be an integer in ${min}..${max}, got '${t}'`, { tag, value: t });
-  }
-  return n;
-}
-
-function inside(baseDir: string, rel: string, tag: string): string {
-  const abs = path.resolve(baseDir, rel);
-  if (path.isAbsolute(rel) || (abs !== baseDir && !abs.startsWith(baseDir + path.sep))) {
-    throw new AltplatError('CONTAINER_CONFIG_BAD_PATH', `container_config.xml: <${tag}> '${rel}' must be a relative path inside ${baseDir}`, { tag, value: rel });
-  }
-  return abs;
-}
+const { num, inside } = configValueReaders('container_config.xml', 'CONTAINER_CONFIG');
 
 export function parseContainerConfig(text: string, baseDir: string): ContainerConfig {
   const doc = parseXml(text, { what: 'container_config.xml', codePrefix: 'CONTAINER_CONFIG', maxBytes: 64 << 10 });

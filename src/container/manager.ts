@@ -5,6 +5,7 @@ import { baselineEnvFor, DEFAULT_CPU_MODEL } from '../definition/cpu-baseline.js
 import { AltplatError } from '../errors.js';
 import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { parseJob, type JobDescription } from '../job/jobfile.js';
+import type { ManagerRunOptions } from '../job/manager-main.js';
 import { FRACTION_DONE_FILE, jobInputs } from '../manager/guest-job.js';
 import { sweepOrphans } from './cleanup.js';
 import { loadContainerConfig, type ContainerConfig } from './config.js';
@@ -24,16 +25,7 @@ const MAX_RESTARTS = 3;
 /** Status of a process killed by SIGKILL, as the engine reports it (128 + 9). */
 const KILLED_STATUS = 137;
 
-export interface ContainerManagerOptions {
-  workingDir: string;
-  /** container_config.xml, relative to the working copy (--config). */
-  configFile: string;
-  slotDir: string;
-  jobFile: string;
-  app: BoincApp;
-  log: (line: string) => void;
-  exit: (code: number) => void;
-}
+export type ContainerManagerOptions = ManagerRunOptions;
 
 /**
  * The container backend's manager: a BOINC application (under docs/MANAGER_CONTRACT.md) that runs the

@@ -1,4 +1,20 @@
-/** What every reference manager's entry point shares: its stderr log line and its fatal-error exit. */
+import type { BoincApp } from '../ipc/app.js';
+
+/** What every reference manager's entry point shares: its options, its stderr log line and its fatal-error exit. */
+
+/** What a reference manager (QEMU, container) is started with. */
+export interface ManagerRunOptions {
+  /** Working copy of the platform folder (--working-dir). */
+  workingDir: string;
+  /** The backend's config file (vm_config.xml, container_config.xml), relative to the working copy (--config). */
+  configFile: string;
+  slotDir: string;
+  jobFile: string;
+  app: BoincApp;
+  log: (line: string) => void;
+  /** Ends the process (tests inject their own). */
+  exit: (code: number) => void;
+}
 
 /** A stderr.txt line stamped with the time and the manager's tag, e.g. `[altplat-qemu]`. */
 export function managerLog(tag: string): (line: string) => void {

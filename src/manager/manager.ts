@@ -6,6 +6,7 @@ import { AltplatError } from '../errors.js';
 import { BoincApp, EXIT_ABORTED_BY_CLIENT } from '../ipc/app.js';
 import { resolveFilename } from '../ipc/resolve.js';
 import { parseJob, type JobDescription } from '../job/jobfile.js';
+import type { ManagerRunOptions } from '../job/manager-main.js';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { copyIn, copyOut, copyOutputViaAgent, readGuestFraction, startInGuest, startOutcome } from './guest-job.js';
@@ -41,18 +42,7 @@ const EXIT_CANNOT_START = 127;
 /** Unexpected VM deaths tolerated in one run before asking the client to restart us later. */
 const MAX_VM_RESTARTS = 3;
 
-export interface ManagerOptions {
-  /** Working copy of the platform folder (--working-dir). */
-  workingDir: string;
-  /** VM config, relative to the working copy (--config). */
-  configFile: string;
-  slotDir: string;
-  jobFile: string;
-  app: BoincApp;
-  log: (line: string) => void;
-  /** Ends the process (tests inject their own). */
-  exit: (code: number) => void;
-}
+export type ManagerOptions = ManagerRunOptions;
 
 type Pending = 'quit' | 'abort' | undefined;
 

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { cpuModelProblem, DEFAULT_CPU_MODEL, DEFAULT_MACHINE_TYPE, machineTypeProblem } from '../definition/cpu-baseline.js';
 import { AltplatError } from '../errors.js';
+import { configValueReaders } from '../util/config-values.js';
 import { childText, parseXml, type XmlNode } from '../util/xml.js';
 
 export type AccelChoice = 'auto' | 'kvm' | 'tcg';
@@ -35,24 +36,7 @@ export interface VmConfig {
   personality: 'native' | 'linux32';
 }
 
-function num(node: XmlNode, tag: string, dflt: number, min: number, max: number): number {
-  const t = childText(node, tag);
-  if (t === undefined) return dflt;
-  const n = Number(t);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new AltplatError('VMCONFIG_BAD_VALUE', `vm_config.xml: <${tag}> must be an integer in ${min}..${max}, got '${t}'`, { tag, value: t });
-  }
-  return n;
-}
-
-/** Resolves a path written in the config against `baseDir`, refusing ones that leave it. */
-function inside(baseDir: string, rel: string, tag: string): string {
-  const abs = path.resolve(baseDir, rel);
-  if (path.isAbsolute(rel) || (abs !== baseDir && !abs.startsWith(baseDir + path.sep))) {
-    throw new AltplatError('VMCONFIG_BAD_PATH', `vm_config.xml: <${tag}> '${rel}' must be a relative path inside ${baseDir}`, { tag, value: rel });
-  }
-  return abs;
-}
+const { num, inside } = configValueReaders('vm_config.xml', 'VMCONFIG');
 
 export function parseVmConfig(text: string, baseDir: string): VmConfig {
   const doc = parseXml(text, { what: 'vm_config.xml', codePrefix: 'VMCONFIG', maxBytes: 64 << 10 });
